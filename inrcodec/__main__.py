@@ -1,0 +1,5 @@
+import sys
+
+from inrcodec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,300 @@
+"""The codec: encode a media file into a `.inr`, decode it at any resolution, evaluate it.
+
+This is the library behind the CLI. It never prints and never exits; progress goes
+through a callback and problems are raised as `InrcodecError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inrcodec import __version__, container
+from inrcodec.atomic import ensure_writable
+from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.fitting import FitConfig, Progress
+from inrcodec.media import Signal, handler_for_medium, handler_for_path
+
+DEFAULT_MAX_PIXELS = 100_000_000  # decode refuses larger grids unless raised explicitly
+
+
+@dataclass
+class EncodeOptions:
+    """Everything that shapes an encode; presets fill these, CLI flags override them."""
+
+    arch: str = "siren"
+    transform: str = "sym"
+    steps: int = 1000
+    lr: float = 5e-4
+    lr_final_factor: float = 0.1
+    width: int | None = None  # None: the arch's default
+    depth: int | None = None  # hidden layers (reference convention: 3 -> 5 weight matrices)
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 16384  # coordinates per step (random); 0 or >= the grid: full batch
+    eval_every: int = 50
+    seed: int = 3407
+    device: str = "auto"
+    precision: str = "fp16"
+    time_budget: float | None = None
+    target_psnr: float | None = None
+    patience: int | None = None
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], origin: str) -> EncodeOptions:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise UsageError(f"{origin}: unknown option {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        from inrcodec.models import hyper_parameters
+
+        sizes = {k: v for k, v in (("width", self.width), ("depth", self.depth)) if v is not None}
+        return hyper_parameters(self.arch, {**self.arch_options, **sizes})
+
+
+@dataclass
+class EncodeReport:
+    input: str
+    output: str
+    medium: str
+    arch: str
+    transform: str
+    parameters: int
+    precision: str
+    file_bytes: int
+    header_bytes: int
+    steps: int
+    seconds: float
+    device: str
+    stop_reason: str
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pick_device(name: str) -> str:
+    """Resolve `auto` to CUDA, then MPS, then CPU; refuse a device that is not there."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": has_mps}
+    if name not in available:
+        raise UsageError(f"unknown device {name!r} (choose auto, cpu, cuda or mps)")
+    if not available[name]:
+        raise InrcodecError(f"device {name!r} is not available on this machine")
+    return name
+
+
+def default_output(src: Path, suffix: str) -> Path:
+    return src.with_name(src.stem + suffix)
+
+
+def encode_file(
+    src: Path,
+    dst: Path,
+    options: EncodeOptions,
+    force: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> EncodeReport:
+    """Fit an INR to `src` and write it to `dst` (atomically)."""
+    import torch
+
+    from inrcodec.coords import grid_coords
+    from inrcodec.fitting import fit
+    from inrcodec.models import build_model
+    from inrcodec.transforms import get_transform
+
+    if options.precision not in container.PRECISIONS:
+        raise UsageError(f"unknown precision {options.precision!r}")
+    if options.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    ensure_writable(dst, force)  # fail before a long encode, not after
+    handler = handler_for_path(src)
+    signal = handler.read(src)
+    device = pick_device(options.device)
+    hparams = options.hyper_parameters()
+    transform = get_transform(options.transform)
+
+    raw = torch.from_numpy(signal.values).reshape(-1, signal.num_channels)
+    scalars = transform.fit(raw)
+    targets = transform.forward(raw, scalars).to(device)
+    coords = grid_coords(signal.grid_shape, device)
+    torch.manual_seed(options.seed)
+    model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
+    model = model.to(device)
+
+    quality = _training_psnr(signal, transform, scalars, raw.to(device), handler.peak(signal))
+    config = FitConfig(**{name: getattr(options, name) for name in FitConfig.__dataclass_fields__})
+    result = fit(model, coords, targets, config, quality, on_progress)
+
+    inr = container.InrFile(
+        medium=signal.medium,
+        arch=options.arch,
+        hparams=hparams,
+        out_features=signal.num_channels,
+        transform=transform.name,
+        scalars=scalars,
+        shape=list(signal.grid_shape),
+        channels=signal.channels,
+        value_range=signal.value_range,
+        bit_depth=signal.bit_depth,
+        precision=options.precision,
+        rate=signal.rate,
+        state=result.state,
+    )
+    # Judge what the decoder will see: the weights as stored, decoded like `decode` does.
+    stored = container.from_bytes(container.to_bytes(inr))
+    decoded = _render(stored, handler, signal.grid_shape, device)
+    metrics = handler.metrics(signal, decoded)
+    inr.encoder = {
+        "version": __version__,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+        "device": device,
+        "stop": result.stop_reason,
+        **{k: round(v, 4) for k, v in metrics.items() if math.isfinite(v)},
+    }
+    if result.stop_reason == "interrupted":
+        inr.encoder["partial"] = True
+    file_bytes = container.write(dst, inr, force)
+    metrics.update(
+        handler.rate_metrics(file_bytes, signal.grid_shape, signal.num_channels, signal.rate)
+    )
+    return EncodeReport(
+        input=str(src),
+        output=str(dst),
+        medium=signal.medium,
+        arch=options.arch,
+        transform=transform.name,
+        parameters=stored.num_parameters,
+        precision=options.precision,
+        file_bytes=file_bytes,
+        header_bytes=container.header_bytes(dst),
+        steps=result.steps,
+        seconds=round(result.seconds, 3),
+        device=device,
+        stop_reason=result.stop_reason,
+        metrics=metrics,
+    )
+
+
+def _training_psnr(signal: Signal, transform, scalars, raw, peak: float):
+    """PSNR of a transformed-domain prediction, measured in raw units (the honest one)."""
+    import torch
+
+    low, high = signal.value_range
+
+    def quality(pred: torch.Tensor) -> float:
+        restored = transform.inverse(pred, scalars).clamp(low, high)
+        mse = torch.mean((restored - raw) ** 2).item()
+        return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+    return quality
+
+
+def _render(inr: container.InrFile, handler, shape: tuple[int, ...], device: str) -> np.ndarray:
+    from inrcodec.render import render
+
+    return render(
+        inr,
+        shape,
+        lambda raw: handler.to_output(raw, inr.bit_depth),
+        handler.output_dtype(inr.bit_depth),
+        device=device,
+    )
+
+
+@dataclass
+class DecodeReport:
+    input: str
+    output: str
+    shape: list[int]
+    rate: float | None
+    seconds: float
+
+
+def decode_file(
+    src: Path,
+    dst: Path,
+    request: dict[str, Any],
+    force: bool = False,
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodeReport:
+    """Render `src` on the grid that `request` asks for (scale, size, rate or fps)."""
+    start = time.perf_counter()
+    inr = container.read(src)
+    handler = handler_for_medium(inr.medium)
+    shape, rate = handler.output_shape(tuple(inr.shape), inr.rate, request)
+    samples = math.prod(shape)
+    if samples > max_pixels:
+        raise InrcodecError(
+            f"{src}: output of {'x'.join(map(str, shape))} = {samples:,} samples exceeds "
+            f"--max-pixels {max_pixels:,}; raise it explicitly to decode this"
+        )
+    ensure_writable(dst, force)
+    values = _render(inr, handler, shape, pick_device(device))
+    handler.write(dst, values, inr.channels, inr.bit_depth, rate, force)
+    return DecodeReport(str(src), str(dst), list(shape), rate, time.perf_counter() - start)
+
+
+def evaluate_file(inr_path: Path, reference_path: Path, device: str = "auto") -> dict[str, float]:
+    """Decode at the reference's grid and measure quality and rate from the real file size."""
+    inr = container.read(inr_path)
+    handler = handler_for_path(reference_path)
+    if handler.medium != inr.medium:
+        raise InrcodecError(
+            f"{inr_path}: holds {inr.medium}, "
+            f"but the reference {reference_path} is {handler.medium}"
+        )
+    reference = handler.read(reference_path)
+    if reference.num_channels != inr.out_features:
+        raise InrcodecError(
+            f"{reference_path}: has {reference.num_channels} channels ({reference.channels}), "
+            f"the model has {inr.out_features} ({inr.channels})"
+        )
+    decoded = _render(inr, handler, reference.grid_shape, pick_device(device))
+    metrics = handler.metrics(reference, decoded)
+    file_bytes = inr_path.stat().st_size
+    metrics.update(
+        handler.rate_metrics(
+            file_bytes, reference.grid_shape, reference.num_channels, reference.rate
+        )
+    )
+    return metrics
+
+
+def describe(inr_path: Path) -> dict[str, Any]:
+    """What is inside a `.inr` file, for `inrcodec info`."""
+    inr = container.read(inr_path)
+    return {
+        "file": str(inr_path),
+        "file_bytes": inr_path.stat().st_size,
+        "header_bytes": container.header_bytes(inr_path),
+        "medium": inr.medium,
+        "arch": inr.arch,
+        "hyper_parameters": inr.hparams,
+        "parameters": inr.num_parameters,
+        "precision": inr.precision,
+        "transform": inr.transform,
+        "scalars": inr.scalars,
+        "shape": inr.shape,
+        "channels": inr.channels,
+        "value_range": list(inr.value_range),
+        "bit_depth": inr.bit_depth,
+        "rate": inr.rate,
+        "coordinates": container.COORDINATES,
+        "encoder": inr.encoder,
+        "partial": bool(inr.encoder.get("partial", False)),
+    }

@@ -1,0 +1,167 @@
+"""Quality and rate metrics.
+
+Image metrics follow CompressAI: computed on the decoded 8-bit output against the
+original, with peak / data range 255. torch is imported inside `ssim` so that importing
+this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64; a shape mismatch is a caller bug, not a user error."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def _as_channels(x: np.ndarray) -> np.ndarray:
+    """Audio as (samples, channels): 1-D signals are one channel."""
+    return x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
+
+
+def mse(ref: np.ndarray, est: np.ndarray) -> float:
+    ref, est = _pair(ref, est)
+    return float(np.mean((ref - est) ** 2))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB; identical inputs give math.inf."""
+    error = mse(a, b)
+    return math.inf if error == 0.0 else 10.0 * math.log10(peak**2 / error)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """SSIM (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), mean over channels.
+
+    Inputs are (H, W) or (H, W, C). Matches skimage's `structural_similarity` with
+    gaussian_weights=True, use_sample_covariance=False (same valid-region mean). Images
+    smaller than 11 pixels on a side use the largest odd window that fits, so tiny
+    images get a score instead of an error; below 3 pixels that window is 1 pixel,
+    which reduces SSIM to its per-pixel luminance term.
+    """
+    import torch
+    from pytorch_msssim import ssim as torch_ssim
+
+    a, b = _pair(a, b)
+    if a.ndim == 2:
+        a, b = a[:, :, None], b[:, :, None]
+    height, width = a.shape[:2]
+    win_size = min(11, min(height, width))
+    win_size -= 1 - win_size % 2  # largest odd size that fits
+    if win_size == 1:
+        # pytorch_msssim squeezes away size-1 spatial dims; a 1-pixel window makes
+        # SSIM per-pixel, so doubling every row and column leaves the mean unchanged.
+        a, b = (np.repeat(np.repeat(x, 2, axis=0), 2, axis=1) for x in (a, b))
+
+    def to_tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+    value = torch_ssim(
+        to_tensor(a),
+        to_tensor(b),
+        data_range=data_range,
+        win_size=win_size,
+        win_sigma=1.5,
+        K=(0.01, 0.03),
+    )
+    return float(value)
+
+
+def bits_per_pixel(file_bytes: int, num_pixels: int) -> float:
+    if num_pixels <= 0:
+        raise ValueError(f"num_pixels must be positive, got {num_pixels}")
+    return 8.0 * file_bytes / num_pixels
+
+
+def compression_ratio(file_bytes: int, raw_bytes: int) -> float:
+    """Raw size over compressed size: 10.0 means the file is ten times smaller."""
+    if file_bytes <= 0:
+        raise ValueError(f"file_bytes must be positive, got {file_bytes}")
+    return raw_bytes / file_bytes
+
+
+def _ratio_db(signal_energy: float, noise_energy: float) -> float:
+    """10·log10(signal/noise) with the limits spelled out: no noise -> inf, no signal -> -inf."""
+    if noise_energy == 0.0:
+        return math.inf
+    if signal_energy == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal_energy / noise_energy)
+
+
+def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
+    """SNR over all samples and channels: 10·log10(Σref² / Σ(ref−est)²).
+
+    Identical signals give inf (silent ones included); a silent reference with a
+    non-silent estimate gives -inf.
+    """
+    ref, est = _pair(ref, est)
+    return _ratio_db(float(np.sum(ref**2)), float(np.sum((ref - est) ** 2)))
+
+
+def si_snr_db(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant SNR in dB, averaged over channels (axis 0 is time).
+
+    Both signals are made zero-mean, and the estimate is projected onto the reference:
+    s_target = <est, ref> / ||ref||² · ref, e_noise = est − s_target. Any gain on the
+    estimate cancels. A constant (after mean removal, silent) reference channel has no
+    direction to project on and gives nan.
+    """
+    ref, est = _pair(ref, est)
+    ref, est = _as_channels(ref), _as_channels(est)
+    ref = ref - ref.mean(axis=0)
+    est = est - est.mean(axis=0)
+    scores = []
+    for r, e in zip(ref.T, est.T, strict=True):
+        ref_energy = float(r @ r)
+        if ref_energy == 0.0:
+            return math.nan
+        target = (float(e @ r) / ref_energy) * r
+        scores.append(_ratio_db(float(target @ target), float(np.sum((e - target) ** 2))))
+    return float(np.mean(scores))
+
+
+def stoi(ref: np.ndarray, est: np.ndarray, rate: float) -> float:
+    """Short-time objective intelligibility (0..1), averaged over channels.
+
+    pystoi resamples to 10 kHz and needs at least 30 non-silent 25.6 ms frames
+    (about 0.4 s of sound); for shorter or near-silent signals this returns nan instead
+    of pystoi's placeholder 1e-5.
+    """
+    from pystoi import stoi as pystoi_stoi
+
+    ref, est = _pair(ref, est)
+    scores = []
+    for r, e in zip(_as_channels(ref).T, _as_channels(est).T, strict=True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                score = pystoi_stoi(r, e, rate, extended=False)
+            except ValueError:  # too short to frame at all
+                return math.nan
+        if any("Not enough STFT frames" in str(w.message) for w in caught):
+            return math.nan
+        scores.append(float(score))
+    return float(np.mean(scores))
+
+
+def compressai_json(name: str, description: str, results: dict[str, float | list[float]]) -> dict:
+    """A results document in CompressAI's schema: every metric maps to a list of values."""
+    return {
+        "name": name,
+        "description": description,
+        "results": {
+            metric: [float(v) for v in values]
+            if isinstance(values, (list, tuple))
+            else [float(values)]
+            for metric, values in results.items()
+        },
+    }

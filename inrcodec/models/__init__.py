@@ -1,0 +1,77 @@
+"""INR architectures, registered by name.
+
+Each architecture lives in one short module and registers a builder
+``build(in_features, out_features, **hyper_parameters) -> nn.Module``. The container
+stores the arch name and the builder's full keyword set, so `build_model` can rebuild
+the exact network at decode time without the source signal.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from inrcodec.errors import InrcodecError, UsageError
+
+Builder = Callable[..., Any]
+
+_REGISTRY: dict[str, Builder] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register(name: str, description: str) -> Callable[[Builder], Builder]:
+    def wrap(builder: Builder) -> Builder:
+        _REGISTRY[name] = builder
+        _DESCRIPTIONS[name] = description
+        return builder
+
+    return wrap
+
+
+def available() -> dict[str, str]:
+    """Arch name -> one-line description."""
+    _load_builtins()
+    return dict(sorted(_DESCRIPTIONS.items()))
+
+
+def _builder(name: str) -> Builder:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown arch {name!r} (choose from {', '.join(available())})") from None
+
+
+def hyper_parameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The builder's full keyword set: its defaults updated by `overrides`.
+
+    Unknown keys are refused, so a typo never silently falls back to a default.
+    """
+    params = inspect.signature(_builder(name)).parameters
+    defaults = {
+        k: p.default
+        for k, p in params.items()
+        if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
+    unknown = set(overrides or {}) - set(defaults)
+    if unknown:
+        raise UsageError(
+            f"arch {name!r} has no option {', '.join(sorted(unknown))} "
+            f"(it takes {', '.join(sorted(defaults))})"
+        )
+    return {**defaults, **(overrides or {})}
+
+
+def build_model(name: str, in_features: int, out_features: int, **hp: Any):
+    """Instantiate a registered arch (hyper-parameters are validated first)."""
+    full = hyper_parameters(name, hp)
+    try:
+        return _builder(name)(in_features, out_features, **full)
+    except (TypeError, ValueError) as exc:
+        raise InrcodecError(f"cannot build arch {name!r} with {full}: {exc}") from None
+
+
+def _load_builtins() -> None:
+    # Importing the modules registers their builders.
+    from inrcodec.models import siren  # noqa: F401
