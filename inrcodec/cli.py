@@ -9,6 +9,7 @@ prints one JSON document on stdout. Exit codes: 0 success, 1 a file or data prob
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from inrcodec.errors import InrcodecError
 
 app = typer.Typer(
     name="inrcodec",
-    help="Store images as implicit neural representations (.inr files).",
+    help="Store images, audio and video as implicit neural representations (.inr files).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -35,8 +36,19 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
+def _jsonable(value: Any) -> Any:
+    """JSON has no inf/NaN: a perfect PSNR is written as null rather than dropped."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, allow_nan=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(_jsonable(document), indent=2, default=str) + "\n")
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -74,16 +86,55 @@ def encode(
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many steps without improvement.")
     ] = None,
+    omega: Annotated[
+        float | None, typer.Option(help="ω0 of the first and hidden layers (SIREN, FINER, SPDER).")
+    ] = None,
+    first_bias_scale: Annotated[
+        float | None, typer.Option(help="FINER: first-layer bias ~ U(-k, k).")
+    ] = None,
+    damping: Annotated[str | None, typer.Option(help="SPDER damping: sqrt or arctan.")] = None,
+    degree: Annotated[int | None, typer.Option(help="SL2A Chebyshev degree K.")] = None,
+    rank: Annotated[int | None, typer.Option(help="SL2A low-rank r.")] = None,
+    arch_option: Annotated[
+        list[str] | None,
+        typer.Option("--arch-option", "-O", help="Any arch hyper-parameter, KEY=VALUE."),
+    ] = None,
+    start: Annotated[float | None, typer.Option(help="Audio: start at this second.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Audio: fit this many seconds.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Video: fit the first N frames.")] = None,
+    max_side: Annotated[
+        int | None, typer.Option(help="Video: downscale so the longest side is at most this.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
     force: Force = False,
     quiet: Quiet = False,
     json_output: Json = False,
 ) -> None:
-    """Fit an INR to INPUT and write a .inr file."""
-    from inrcodec.codec import EncodeOptions, default_output, encode_file
-    from inrcodec.presets import load_preset
+    """Fit an INR to INPUT and write a .inr file.
 
-    values: dict[str, Any] = load_preset(preset).encode if preset else {}
+    Without --preset, the preset named after INPUT's medium (image, audio, video) applies.
+    """
+    from inrcodec.codec import EncodeOptions, default_output, encode_file
+    from inrcodec.media import handler_for_path
+    from inrcodec.presets import default_preset, load_preset
+
+    chosen = load_preset(preset) if preset else default_preset(handler_for_path(input).medium)
+    values: dict[str, Any] = dict(chosen.encode) if chosen else {}
+    arch_values = {
+        "first_bias_scale": first_bias_scale,
+        "damping": damping,
+        "degree": degree,
+        "rank": rank,
+        **({"first_omega": omega, "hidden_omega": omega} if omega is not None else {}),
+    }
+    arch_values = {k: v for k, v in arch_values.items() if v is not None}
+    arch_values.update(_key_values(arch_option or []))
+    if arch_values:
+        # Options the preset set for its own arch do not carry over to another --arch.
+        keep = values.get("arch_options", {}) if arch in (None, values.get("arch")) else {}
+        values["arch_options"] = {**keep, **arch_values}
+    elif arch not in (None, values.get("arch")):
+        values.pop("arch_options", None)
     flags = {
         "arch": arch,
         "transform": transform,
@@ -98,9 +149,13 @@ def encode(
         "target_psnr": target_psnr,
         "patience": patience,
         "device": device,
+        "start": start,
+        "duration": duration,
+        "frames": frames,
+        "max_side": max_side,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
-    options = EncodeOptions.from_mapping(values, f"preset {preset}" if preset else "options")
+    options = EncodeOptions.from_mapping(values, f"preset {chosen.name}" if chosen else "options")
     destination = output or default_output(input, ".inr")
 
     with _progress_bar(enabled=not quiet and not json_output) as on_progress:
@@ -121,6 +176,21 @@ def encode(
         )
     if report.stop_reason == "interrupted":
         raise typer.Exit(130)
+
+
+def _key_values(items: list[str]) -> dict[str, Any]:
+    """Parse KEY=VALUE pairs; values are read as YAML scalars (numbers, true, null...)."""
+    import yaml
+
+    from inrcodec.errors import UsageError
+
+    parsed = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--arch-option expects KEY=VALUE, got {item!r}")
+        parsed[key.strip().replace("-", "_")] = yaml.safe_load(text)
+    return parsed
 
 
 class _progress_bar:
@@ -179,6 +249,8 @@ def decode(
         float | None, typer.Option(help="Resolution factor (1 = training grid).")
     ] = None,
     size: Annotated[str | None, typer.Option(help="Exact output size WxH.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Audio: output sample rate (Hz).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Video: output frame rate.")] = None,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse outputs with more samples than this.")
     ] = 100_000_000,
@@ -192,11 +264,8 @@ def decode(
     from inrcodec.container import read
     from inrcodec.media import handler_for_medium
 
-    request: dict[str, Any] = {}
-    if scale is not None:
-        request["scale"] = scale
-    if size is not None:
-        request["size"] = size
+    asked = {"scale": scale, "size": size, "rate": rate, "fps": fps}
+    request = {k: v for k, v in asked.items() if v is not None}
     if output is None:
         handler = handler_for_medium(read(model).medium)
         output = default_output(model, ".decoded" + handler.output_suffix)
@@ -221,14 +290,19 @@ def evaluate(
 
     metrics = evaluate_file(model, reference, device)
     if json_output:
-        finite = {k: v for k, v in metrics.items() if v == v and abs(v) != float("inf")}
-        _print_json(compressai_json("inrcodec", f"{model} vs {reference}", finite))
+        _print_json(compressai_json("inrcodec", f"{model} vs {reference}", metrics))
         return
     table = Table(title=f"{model.name} vs {reference.name}", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, _fmt(value, 4 if abs(value) < 10 else 2))
+        if isinstance(value, list):  # per-frame series: the JSON output has them all
+            value_text = f"{len(value)} values"
+        elif float(value).is_integer() and abs(value) >= 100:
+            value_text = f"{value:,.0f}"
+        else:
+            value_text = _fmt(value, 4 if abs(value) < 10 else 2)
+        table.add_row(key, value_text)
     out.print(table)
 
 

@@ -44,6 +44,12 @@ class EncodeOptions:
     time_budget: float | None = None
     target_psnr: float | None = None
     patience: int | None = None
+    # What part of the input to fit (audio: start/duration in seconds; video: frames and
+    # the longest side in pixels). None means all of it.
+    start: float | None = None
+    duration: float | None = None
+    frames: int | None = None
+    max_side: int | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], origin: str) -> EncodeOptions:
@@ -53,11 +59,16 @@ class EncodeOptions:
             raise UsageError(f"{origin}: unknown option {', '.join(sorted(unknown))}")
         return cls(**values)
 
-    def hyper_parameters(self) -> dict[str, Any]:
+    def hyper_parameters(self, medium: str) -> dict[str, Any]:
         from inrcodec.models import hyper_parameters
 
         sizes = {k: v for k, v in (("width", self.width), ("depth", self.depth)) if v is not None}
-        return hyper_parameters(self.arch, {**self.arch_options, **sizes})
+        return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
+
+    def selection(self) -> dict[str, Any]:
+        """The input-selection options that were set, for the medium's reader."""
+        names = ("start", "duration", "frames", "max_side")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
 
 @dataclass
@@ -121,9 +132,9 @@ def encode_file(
         raise UsageError("--steps must be at least 1")
     ensure_writable(dst, force)  # fail before a long encode, not after
     handler = handler_for_path(src)
-    signal = handler.read(src)
+    signal = handler.read(src, **options.selection())
     device = pick_device(options.device)
-    hparams = options.hyper_parameters()
+    hparams = options.hyper_parameters(signal.medium)
     transform = get_transform(options.transform)
 
     raw = torch.from_numpy(signal.values).reshape(-1, signal.num_channels)

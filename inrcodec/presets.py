@@ -69,3 +69,8 @@ def load_preset(name_or_path: str) -> Preset:
             return preset
     names = ", ".join(p.name for p in list_presets())
     raise UsageError(f"unknown preset {name_or_path!r} (available: {names})")
+
+
+def default_preset(medium: str) -> Preset | None:
+    """The preset named after the medium (`presets/image.yaml`, ...), if there is one."""
+    return next((p for p in list_presets() if p.name == medium), None)

@@ -46,7 +46,9 @@ class MediumHandler:
     extensions: frozenset[str]  # lower-case input suffixes, with the dot
     output_suffix: str  # default decode output suffix
 
-    def read(self, path: Path) -> Signal:
+    def read(self, path: Path, **selection) -> Signal:
+        """Read the file; `selection` (start, duration, frames, max_side) picks a part of it.
+        A reader refuses selection options that make no sense for its medium."""
         raise NotImplementedError
 
     def output_shape(

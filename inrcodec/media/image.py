@@ -202,7 +202,10 @@ class ImageHandler(MediumHandler):
     extensions = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
     output_suffix = ".png"
 
-    def read(self, path: Path) -> Signal:
+    def read(self, path: Path, **selection) -> Signal:
+        if selection:
+            names = ", ".join("--" + k.replace("_", "-") for k in selection)
+            raise UsageError(f"{path}: {names} do not apply to images")
         return read_image(path)
 
     def output_shape(

@@ -18,12 +18,19 @@ Builder = Callable[..., Any]
 
 _REGISTRY: dict[str, Builder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_MEDIUM_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def register(name: str, description: str) -> Callable[[Builder], Builder]:
+def register(
+    name: str, description: str, medium_defaults: dict[str, dict[str, Any]] | None = None
+) -> Callable[[Builder], Builder]:
+    """Register a builder. `medium_defaults` replaces some defaults for one medium, e.g.
+    {"audio": {"first_omega": 100.0}} for the sym-power reference's audio setting."""
+
     def wrap(builder: Builder) -> Builder:
         _REGISTRY[name] = builder
         _DESCRIPTIONS[name] = description
+        _MEDIUM_DEFAULTS[name] = medium_defaults or {}
         return builder
 
     return wrap
@@ -43,8 +50,10 @@ def _builder(name: str) -> Builder:
         raise UsageError(f"unknown arch {name!r} (choose from {', '.join(available())})") from None
 
 
-def hyper_parameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The builder's full keyword set: its defaults updated by `overrides`.
+def hyper_parameters(
+    name: str, overrides: dict[str, Any] | None = None, medium: str | None = None
+) -> dict[str, Any]:
+    """The builder's full keyword set: its defaults, then the medium's, then `overrides`.
 
     Unknown keys are refused, so a typo never silently falls back to a default.
     """
@@ -60,7 +69,8 @@ def hyper_parameters(name: str, overrides: dict[str, Any] | None = None) -> dict
             f"arch {name!r} has no option {', '.join(sorted(unknown))} "
             f"(it takes {', '.join(sorted(defaults))})"
         )
-    return {**defaults, **(overrides or {})}
+    medium_defaults = _MEDIUM_DEFAULTS[name].get(medium or "", {})
+    return {**defaults, **medium_defaults, **(overrides or {})}
 
 
 def build_model(name: str, in_features: int, out_features: int, **hp: Any):
