@@ -80,8 +80,10 @@ class MediumHandler:
         low, high = signal.value_range
         return high - low
 
-    def metrics(self, reference: Signal, decoded: np.ndarray) -> dict[str, float]:
-        """Quality of `decoded` (output dtype) against the reference signal."""
+    def metrics(self, reference: Signal, decoded: np.ndarray) -> dict[str, float | list[float]]:
+        """Quality of `decoded` (output dtype) against the reference signal.
+
+        Scalars are summaries; a list is a per-frame series (key ending in `_per_frame`)."""
         raise NotImplementedError
 
     def rate_metrics(
