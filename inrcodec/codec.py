@@ -65,10 +65,51 @@ class EncodeOptions:
         sizes = {k: v for k, v in (("width", self.width), ("depth", self.depth)) if v is not None}
         return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
 
+    def validate(self) -> None:
+        """Refuse bad settings up front, before any file is read or written."""
+        from inrcodec.transforms import get_transform
+
+        if self.precision not in container.PRECISIONS:
+            raise UsageError(
+                f"unknown precision {self.precision!r} (choose {', '.join(container.PRECISIONS)})"
+            )
+        if self.steps < 1:
+            raise UsageError("--steps must be at least 1")
+        if not self.lr > 0:
+            raise UsageError("--lr must be positive")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise UsageError(f"unknown device {self.device!r} (choose auto, cpu, cuda or mps)")
+        get_transform(self.transform)
+        self.hyper_parameters("image")
+
     def selection(self) -> dict[str, Any]:
         """The input-selection options that were set, for the medium's reader."""
         names = ("start", "duration", "frames", "max_side")
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+
+def resolve_options(
+    preset: str | None,
+    medium: str,
+    flags: dict[str, Any] | None = None,
+    arch_options: dict[str, Any] | None = None,
+) -> EncodeOptions:
+    """Layer the encode settings: the preset (by default the one named after the medium),
+    then explicit flags, then explicit arch options.
+
+    Arch options a preset sets for its own arch do not carry over to another `--arch`.
+    """
+    from inrcodec.presets import default_preset, load_preset
+
+    chosen = load_preset(preset) if preset else default_preset(medium)
+    values: dict[str, Any] = dict(chosen.encode) if chosen else {}
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if "arch" in flags and flags["arch"] != values.get("arch", EncodeOptions.arch):
+        values.pop("arch_options", None)
+    values.update(flags)
+    if arch_options:
+        values["arch_options"] = {**values.get("arch_options", {}), **arch_options}
+    return EncodeOptions.from_mapping(values, f"preset {chosen.name}" if chosen else "options")
 
 
 @dataclass
@@ -117,8 +158,13 @@ def encode_file(
     options: EncodeOptions,
     force: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EncodeReport:
-    """Fit an INR to `src` and write it to `dst` (atomically)."""
+    """Fit an INR to `src` and write it to `dst` (atomically).
+
+    If `should_stop` turns true, training ends and the best model so far is written,
+    marked partial in its metadata (`EncodeReport.stop_reason == "interrupted"`).
+    """
     import torch
 
     from inrcodec.coords import grid_coords
@@ -126,10 +172,7 @@ def encode_file(
     from inrcodec.models import build_model
     from inrcodec.transforms import get_transform
 
-    if options.precision not in container.PRECISIONS:
-        raise UsageError(f"unknown precision {options.precision!r}")
-    if options.steps < 1:
-        raise UsageError("--steps must be at least 1")
+    options.validate()
     ensure_writable(dst, force)  # fail before a long encode, not after
     handler = handler_for_path(src)
     signal = handler.read(src, **options.selection())
@@ -147,7 +190,7 @@ def encode_file(
 
     quality = _training_psnr(signal, transform, scalars, raw.to(device), handler.peak(signal))
     config = FitConfig(**{name: getattr(options, name) for name in FitConfig.__dataclass_fields__})
-    result = fit(model, coords, targets, config, quality, on_progress)
+    result = fit(model, coords, targets, config, quality, on_progress, should_stop=should_stop)
 
     inr = container.InrFile(
         medium=signal.medium,

@@ -237,7 +237,7 @@ def _validated_header(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     dtypes = {code: size for code, size in _DTYPES.values()}
     if not (
         isinstance(entry, dict)
-        and entry.get("dtype") in dtypes
+        and _member(entry.get("dtype"), dtypes)
         and _int_list(entry.get("shape"), 1)
         and _int_list(entry.get("data_offsets"), 2)
     ):
@@ -262,6 +262,11 @@ def _validated_header(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, meta
 
 
+def _member(v: Any, allowed: Any) -> bool:
+    """`v in allowed` for untrusted JSON (a list or dict value would be unhashable)."""
+    return isinstance(v, str) and v in allowed
+
+
 def _int_list(v: Any, length: int | None = None) -> bool:
     return (
         isinstance(v, list)
@@ -279,14 +284,14 @@ def _validate_metadata(meta: Any) -> None:
             f"unsupported format version {version!r} (this inrcodec reads version {FORMAT_VERSION})"
         )
     checks: dict[str, Any] = {
-        "medium": lambda v: v in _MEDIA,
+        "medium": lambda v: _member(v, _MEDIA),
         "arch": lambda v: isinstance(v, str),
         "hp": lambda v: (
             isinstance(v, dict)
             and all(isinstance(k, str) and _plain_value(x) for k, x in v.items())
         ),
         "out": lambda v: isinstance(v, int) and 1 <= v <= 64,
-        "precision": lambda v: v in _DTYPES,
+        "precision": lambda v: _member(v, _DTYPES),
         "transform": lambda v: isinstance(v, str),
         "scalars": lambda v: isinstance(v, dict),
         "shape": lambda v: _int_list(v) and 1 <= len(v) <= 3 and all(n >= 1 for n in v),

@@ -65,13 +65,15 @@ def fit(
     quality: Quality | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     report_seconds: float = 0.5,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train `model` so that model(coords) ≈ targets; return the best parameters seen.
 
     Loss is judged on the full grid: every step in full-batch mode (the forward pass
     before the update, as the references log it), every `eval_every` steps otherwise.
-    A KeyboardInterrupt ends training early with stop_reason "interrupted"; the best
-    model so far is still returned.
+    `should_stop` is polled once per step (the CLI sets it on Ctrl-C); it, or a
+    KeyboardInterrupt, ends training with stop_reason "interrupted", and the best model
+    so far is still returned.
     """
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -98,6 +100,9 @@ def fit(
 
     try:
         while done < config.steps:
+            if should_stop is not None and should_stop():
+                stop_reason = "interrupted"
+                break
             elapsed = time.perf_counter() - start
             progress = done / config.steps
             if config.time_budget:
@@ -139,7 +144,7 @@ def fit(
             loss.backward()
             optimizer.step()
             done += 1
-        if stop_reason == "steps":
+        if stop_reason in ("steps", "interrupted"):
             # The last update has not been judged yet.
             judge(_full_grid_prediction(model, coords, eval_chunk))
     except KeyboardInterrupt:

@@ -110,3 +110,14 @@ def handler_for_path(path: Path) -> MediumHandler:
         if suffix in handler.extensions:
             return handler
     raise InrcodecError(f"{path}: unsupported file type {suffix or '(no extension)'!r}")
+
+
+def supported_extensions() -> set[str]:
+    """Every input suffix some medium reads (for picking files out of directories)."""
+    found: set[str] = set()
+    for medium in ("image", "audio", "video"):
+        try:
+            found |= handler_for_medium(medium).extensions
+        except KeyError:  # a medium without a handler yet
+            continue
+    return found

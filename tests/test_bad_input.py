@@ -1,0 +1,351 @@
+"""Bad input never crashes: one line on stderr naming the file, a meaningful exit code,
+no traceback, no output left behind, nothing overwritten without --force."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inrcodec.cli import main
+from tests.conftest import DEMO_IMAGE
+
+TINY = ["--steps", "2", "--width", "8", "--depth", "1", "--device", "cpu"]
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]  # builds files in tmp, returns argv
+    code: int
+    message: str  # must appear in the single stderr line
+    output: str | None = "out.inr"  # must not exist afterwards (None: nothing to check)
+
+
+def png(tmp: Path, name: str = "in.png", size: tuple[int, int] = (16, 16)) -> Path:
+    path = tmp / name
+    Image.open(DEMO_IMAGE).convert("RGB").resize(size).save(path)
+    return path
+
+
+def write(tmp: Path, name: str, data: bytes) -> Path:
+    (tmp / name).write_bytes(data)
+    return tmp / name
+
+
+def float_tiff(tmp: Path, bad: float) -> Path:
+    values = np.full((8, 8), 100.0, dtype=np.float32)
+    values[3, 3] = bad
+    path = tmp / "f.tif"
+    Image.fromarray(values, mode="F").save(path)
+    return path
+
+
+def model(tmp: Path, precision: str = "fp32") -> Path:
+    src = png(tmp, "m.png", (8, 8))
+    assert (
+        main(
+            [
+                "encode",
+                str(src),
+                "-o",
+                str(tmp / "m.inr"),
+                "--precision",
+                precision,
+                "--quiet",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    return tmp / "m.inr"
+
+
+def rewrite_meta(tmp: Path, **changes) -> Path:
+    data = model(tmp).read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + size])
+    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta.update(changes)
+    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    raw = json.dumps(header).encode()
+    return write(tmp, "bad.inr", struct.pack("<Q", len(raw)) + raw + data[8 + size :])
+
+
+def corrupt_middle(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def encode_args(path: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["encode", str(path), "-o", str(tmp / "out.inr"), *TINY, *extra]
+
+
+def decode_args(path: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["decode", str(path), "-o", str(tmp / "out.png"), "--device", "cpu", *extra]
+
+
+CASES = [
+    Case("missing file", lambda t: encode_args(t / "nope.png", t), 1, "nope.png: no such file"),
+    Case("directory as a file", lambda t: ["info", str(t)], 1, "is a directory", None),
+    Case("empty file", lambda t: encode_args(write(t, "e.png", b""), t), 1, "e.png"),
+    Case(
+        "unsupported extension",
+        lambda t: encode_args(write(t, "a.xyz", b"hello"), t),
+        1,
+        "unsupported file type '.xyz'",
+    ),
+    Case("no extension", lambda t: encode_args(write(t, "noext", b"hello"), t), 1, "noext"),
+    Case(
+        "text named .png",
+        lambda t: encode_args(write(t, "t.png", b"just text\n" * 20), t),
+        1,
+        "t.png: not an image",
+    ),
+    Case(
+        "truncated PNG",
+        lambda t: encode_args(write(t, "tr.png", png(t).read_bytes()[:200]), t),
+        1,
+        "tr.png",
+    ),
+    Case(
+        "corrupted PNG",
+        lambda t: encode_args(corrupt_middle(png(t, "c.png", (64, 64))), t),
+        1,
+        "c.png",
+    ),
+    Case(
+        "truncated JPEG",
+        lambda t: encode_args(write(t, "tr.jpg", _jpeg(t).read_bytes()[:300]), t),
+        1,
+        "tr.jpg",
+    ),
+    Case(
+        "corrupted JPEG",
+        lambda t: encode_args(write(t, "c.jpg", b"\xff\xd8\xff\xe0" + bytes(200)), t),
+        1,
+        "c.jpg",
+    ),
+    Case("NaN in float TIFF", lambda t: encode_args(float_tiff(t, float("nan")), t), 1, "NaN"),
+    Case("Inf in float TIFF", lambda t: encode_args(float_tiff(t, float("inf")), t), 1, "f.tif"),
+    Case(
+        "truncated .inr",
+        lambda t: decode_args(write(t, "x.inr", model(t).read_bytes()[:100]), t),
+        1,
+        "x.inr",
+    ),
+    Case(
+        "header-length overflow",
+        lambda t: decode_args(
+            write(t, "x.inr", struct.pack("<Q", 2**63) + model(t).read_bytes()[8:]), t
+        ),
+        1,
+        "header length",
+    ),
+    Case("metadata not JSON", lambda t: decode_args(_bad_json_meta(t), t), 1, "metadata"),
+    Case(
+        "unknown format version",
+        lambda t: decode_args(rewrite_meta(t, format=7), t),
+        1,
+        "unsupported format version 7",
+    ),
+    Case(
+        "unknown arch",
+        lambda t: decode_args(rewrite_meta(t, arch="nerf"), t),
+        1,
+        "unknown arch 'nerf'",
+    ),
+    Case(
+        "shapes disagree",
+        lambda t: decode_args(rewrite_meta(t, hp={"width": 9, "depth": 1}), t),
+        1,
+        "needs",
+    ),
+    Case("NaN weights", lambda t: decode_args(_nan_weights(t), t), 1, "NaN"),
+    Case(
+        "10^9 pixels declared",
+        lambda t: decode_args(rewrite_meta(t, shape=[31623, 31623]), t),
+        1,
+        "--max-pixels",
+    ),
+    Case(
+        "decode over the pixel cap",
+        lambda t: decode_args(model(t), t, "--scale", "10", "--max-pixels", "1000"),
+        1,
+        "exceeds --max-pixels",
+    ),
+    Case("not a .inr at all", lambda t: decode_args(png(t), t), 1, "not a .inr file"),
+    Case(
+        "output in a missing directory",
+        lambda t: encode_args(png(t), t, "-o", str(t / "missing" / "o.inr")),
+        1,
+        "does not exist",
+        "missing/o.inr",
+    ),
+    Case(
+        "output exists",
+        lambda t: [*encode_args(png(t), t), "-o", str(_existing(t))],
+        1,
+        "use --force",
+        None,
+    ),
+    Case(
+        "decode output exists",
+        lambda t: [*decode_args(model(t), t), "-o", str(_existing(t, "keep.png"))],
+        1,
+        "use --force",
+        None,
+    ),
+    Case("zero scale", lambda t: decode_args(model(t), t, "--scale", "0"), 2, "--scale"),
+    Case("bad size", lambda t: decode_args(model(t), t, "--size", "big"), 2, "--size"),
+    Case("unknown option", lambda t: [*encode_args(png(t), t), "--colour"], 2, "--colour"),
+    Case("zero steps", lambda t: [*encode_args(png(t), t), "--steps", "0"], 2, "--steps"),
+    Case("negative lr", lambda t: [*encode_args(png(t), t), "--lr", "-1"], 2, "--lr"),
+    Case(
+        "unknown transform",
+        lambda t: encode_args(png(t), t, "--transform", "log"),
+        2,
+        "unknown transform 'log'",
+    ),
+    Case(
+        "unknown arch option",
+        lambda t: encode_args(png(t), t, "-O", "colour=3"),
+        2,
+        "no option colour",
+    ),
+    Case(
+        "preset with unknown key",
+        lambda t: encode_args(
+            png(t), t, "--preset", str(write(t, "p.yaml", b"encode:\n  stepz: 3\n"))
+        ),
+        2,
+        "stepz",
+    ),
+    Case(
+        "preset not YAML",
+        lambda t: encode_args(
+            png(t), t, "--preset", str(write(t, "p.yaml", b"encode: [unclosed\n"))
+        ),
+        2,
+        "p.yaml",
+    ),
+    Case(
+        "eval channel mismatch",
+        lambda t: ["eval", str(model(t)), str(_gray(t))],
+        1,
+        "channels",
+        None,
+    ),
+    Case(
+        "eval missing reference",
+        lambda t: ["eval", str(model(t)), str(t / "gone.png")],
+        1,
+        "gone.png: no such file",
+        None,
+    ),
+    Case("frames on an image", lambda t: encode_args(png(t), t, "--frames", "3"), 2, "--frames"),
+]
+
+
+def _jpeg(tmp: Path) -> Path:
+    path = tmp / "j.jpg"
+    Image.open(DEMO_IMAGE).convert("RGB").save(path, quality=90)
+    return path
+
+
+def _gray(tmp: Path) -> Path:
+    path = tmp / "g.png"
+    Image.open(DEMO_IMAGE).convert("L").resize((8, 8)).save(path)
+    return path
+
+
+def _existing(tmp: Path, name: str = "keep.inr") -> Path:
+    return write(tmp, name, b"precious")
+
+
+def _bad_json_meta(tmp: Path) -> Path:
+    data = model(tmp).read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"]["inrcodec"] = "{broken"
+    raw = json.dumps(header).encode()
+    return write(tmp, "bad.inr", struct.pack("<Q", len(raw)) + raw + data[8 + size :])
+
+
+def _nan_weights(tmp: Path) -> Path:
+    data = bytearray(model(tmp).read_bytes())
+    data[-4:] = struct.pack("<f", float("nan"))
+    return write(tmp, "nan.inr", bytes(data))
+
+
+def test_the_matrix_is_large_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    argv = case.setup(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == case.code, captured.err
+    assert len(lines) == 1, captured.err
+    assert case.message in lines[0], lines[0]
+    assert "Traceback" not in captured.err
+    if case.output:
+        assert not (tmp_path / case.output).exists()
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {p: b for p, b in after.items() if p in before} == before  # nothing overwritten
+    assert not [p for p in after if p.name.startswith(".")]  # no temp files left
+
+
+def test_read_only_output_directory(tmp_path, capsys, monkeypatch):
+    """Tests run as root, who may write anywhere, so the permission check is simulated."""
+    import os
+
+    src = png(tmp_path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if m == os.W_OK else real_access(p, m))
+    assert main(encode_args(src, tmp_path)) == 1
+    assert "not writable" in capsys.readouterr().err
+    assert not (tmp_path / "out.inr").exists()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: png(t, "one.png", (1, 1)),
+        lambda t: _save(t, Image.new("RGB", (9, 7), (120, 30, 200)), "const.png"),
+        lambda t: _save(
+            t, Image.fromarray(np.arange(80, dtype=np.uint16).reshape(8, 10) * 800), "deep.png"
+        ),
+        lambda t: _save(
+            t, Image.open(DEMO_IMAGE).convert("RGB").resize((8, 8)).convert("P"), "pal.png"
+        ),
+        lambda t: _save(t, Image.open(DEMO_IMAGE).convert("RGBA").resize((8, 8)), "alpha.png"),
+        lambda t: _save(t, Image.open(DEMO_IMAGE).convert("CMYK").resize((8, 8)), "cmyk.jpg"),
+    ],
+    ids=["1x1", "constant", "16-bit", "palette", "alpha", "CMYK"],
+)
+def test_unusual_but_valid_images_encode_and_decode(make, tmp_path):
+    src = make(tmp_path)
+    assert main(encode_args(src, tmp_path, "--quiet")) == 0
+    assert main(decode_args(tmp_path / "out.inr", tmp_path, "--quiet")) == 0
+    with Image.open(tmp_path / "out.png") as decoded, Image.open(src) as source:
+        assert decoded.size == source.size
+
+
+def _save(tmp: Path, image: Image.Image, name: str) -> Path:
+    image.save(tmp / name)
+    return tmp / name
