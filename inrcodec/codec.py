@@ -44,6 +44,7 @@ class EncodeOptions:
     time_budget: float | None = None
     target_psnr: float | None = None
     patience: int | None = None
+    compile: str = "off"  # torch.compile the training step: "auto" (when it pays off), "on", "off"
     # What part of the input to fit (audio: start/duration in seconds; video: frames and
     # the longest side in pixels). None means all of it.
     start: float | None = None
@@ -127,6 +128,7 @@ class EncodeReport:
     seconds: float
     device: str
     stop_reason: str
+    compiled: bool  # whether torch.compile ran the training steps
     metrics: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,6 +241,7 @@ def encode_file(
         seconds=round(result.seconds, 3),
         device=device,
         stop_reason=result.stop_reason,
+        compiled=result.compiled,
         metrics=metrics,
     )
 

@@ -194,7 +194,8 @@ def from_bytes(data: bytes) -> InrFile:
         count = _real_numel(p)
         chunk = flat[offset : offset + count]
         if p.is_complex():
-            chunk = torch.view_as_complex(chunk.reshape(*p.shape, 2).contiguous())
+            # clone(): a slice at an odd offset cannot be viewed as complex in place.
+            chunk = torch.view_as_complex(chunk.reshape(*p.shape, 2).clone())
         inr.state[name] = chunk.reshape(p.shape)
         offset += count
     return inr

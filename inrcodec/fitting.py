@@ -1,9 +1,10 @@
 """Fit an INR to (coords, targets): Adam, exponential lr decay, MSE in the transformed domain.
 
 The recipe follows the references (Adam with default betas, lr decayed as
-lr·0.1^progress, one decay step per optimizer step). Two CPU-minded additions: random
-mini-batches of coordinates (`batch_size`), and stopping on a time budget, a target
-quality or a plateau. The best model seen is kept, not only the last one.
+lr·0.1^progress, one decay step per optimizer step). CPU-minded additions: random
+mini-batches of coordinates (`batch_size`), stopping on a time budget, a target quality
+or a plateau, and `torch.compile` of the training step when the run is long enough to
+repay its compile time. The best model seen is kept, not only the last one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+COMPILE_PAYBACK_SECONDS = 60.0  # compile (~15 s) only when eager training would take longer
+WARMUP_STEPS = 3  # eager steps timed before deciding whether to compile
+
 
 @dataclass
 class FitConfig:
@@ -29,6 +33,7 @@ class FitConfig:
     time_budget: float | None = None  # seconds; the lr schedule follows whichever ends first
     target_psnr: float | None = None  # stop as soon as the quality measure reaches this
     patience: int | None = None  # stop after this many steps without a new best loss
+    compile: str = "auto"  # "auto": when it pays off; "on"; "off"
 
 
 @dataclass
@@ -47,6 +52,7 @@ class FitResult:
     seconds: float
     best_loss: float
     stop_reason: str  # "steps", "time-budget", "target-psnr", "plateau" or "interrupted"
+    compiled: bool = False  # whether torch.compile ran the training steps
 
 
 Quality = Callable[[torch.Tensor], float]  # full-grid prediction (N, C) -> PSNR in dB
@@ -55,6 +61,19 @@ Quality = Callable[[torch.Tensor], float]  # full-grid prediction (N, C) -> PSNR
 def _full_grid_prediction(model: nn.Module, coords: torch.Tensor, chunk: int) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([model(coords[i : i + chunk]) for i in range(0, len(coords), chunk)])
+
+
+def compile_model(model: nn.Module) -> nn.Module | None:
+    """`torch.compile(model)`, or None where this platform cannot compile.
+
+    Compilation itself happens at the first call; `fit` falls back to eager if that fails.
+    """
+    if not hasattr(torch, "compile"):
+        return None
+    try:
+        return torch.compile(model, dynamic=False)
+    except Exception:  # e.g. an unsupported Python version
+        return None
 
 
 def fit(
@@ -81,12 +100,15 @@ def fit(
     full_batch = config.batch_size <= 0 or config.batch_size >= n
     eval_every = 1 if full_batch else max(1, config.eval_every)
     eval_chunk = max(config.batch_size, 65536)
+    train_model: nn.Module = model  # becomes the compiled module when that pays off
+    compiled = False
 
     best_loss = math.inf
     best_state = copy.deepcopy(model.state_dict())
     last_improvement = 0
     stop_reason = "steps"
     start = time.perf_counter()
+    warmup_started = start
     last_report = -math.inf
     done = 0  # optimizer updates applied
 
@@ -97,6 +119,18 @@ def fit(
         if loss < best_loss:
             best_loss, last_improvement = loss, done
             best_state = copy.deepcopy(model.state_dict())
+
+    def maybe_compile(elapsed: float) -> None:
+        """After the warm-up steps, compile if the eager remainder would exceed the payback."""
+        nonlocal train_model, compiled
+        per_step = (time.perf_counter() - warmup_started) / max(1, done - 1)
+        remaining = (config.steps - done) * per_step
+        if config.time_budget:
+            remaining = min(remaining, config.time_budget - elapsed)
+        if config.compile == "on" or remaining > COMPILE_PAYBACK_SECONDS:
+            candidate = compile_model(model)
+            if candidate is not None:
+                train_model, compiled = candidate, True
 
     try:
         while done < config.steps:
@@ -112,17 +146,26 @@ def fit(
                 progress = max(progress, elapsed / config.time_budget)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * config.lr_final_factor**progress
+            if done == 1:
+                warmup_started = time.perf_counter()  # step 0 pays one-off costs
+            if done == WARMUP_STEPS and config.compile != "off":
+                maybe_compile(elapsed)
 
             judged: torch.Tensor | None = None  # full-grid prediction of the current params
+            batch = None
+            if not full_batch:
+                batch = torch.randint(0, n, (config.batch_size,), device=coords.device)
+            if not full_batch and done % eval_every == 0:
+                judged = _full_grid_prediction(model, coords, eval_chunk)
+            try:
+                pred = _gradients(train_model, optimizer, coords, targets, batch)
+            except Exception:
+                if train_model is model:
+                    raise
+                train_model, compiled = model, False  # compilation failed: carry on eagerly
+                pred = _gradients(model, optimizer, coords, targets, batch)
             if full_batch:
-                pred = model(coords)
-                loss = torch.mean((pred - targets) ** 2)
-                judged = pred.detach()
-            else:
-                if done % eval_every == 0:
-                    judged = _full_grid_prediction(model, coords, eval_chunk)
-                idx = torch.randint(0, n, (config.batch_size,), device=coords.device)
-                loss = torch.mean((model(coords[idx]) - targets[idx]) ** 2)
+                judged = pred
 
             report_due = on_progress is not None and elapsed - last_report >= report_seconds
             psnr = None
@@ -140,8 +183,6 @@ def fit(
                 stop_reason = "plateau"
                 break
 
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             optimizer.step()
             done += 1
         if stop_reason in ("steps", "interrupted"):
@@ -156,4 +197,28 @@ def fit(
         seconds=time.perf_counter() - start,
         best_loss=best_loss,
         stop_reason=stop_reason,
+        compiled=compiled,
     )
+
+
+def _gradients(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    coords: torch.Tensor,
+    targets: torch.Tensor,
+    batch: torch.Tensor | None,
+) -> torch.Tensor:
+    """Backpropagate the MSE on the full grid (batch None) or the sampled rows.
+
+    Returns the (detached) prediction; the optimizer step is left to the caller, which may
+    still decide to stop before applying it.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if batch is None:
+        pred = model(coords)
+        loss = torch.mean((pred - targets) ** 2)
+    else:
+        pred = model(coords[batch])
+        loss = torch.mean((pred - targets[batch]) ** 2)
+    loss.backward()
+    return pred.detach()

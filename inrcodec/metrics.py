@@ -132,19 +132,23 @@ def si_snr_db(ref: np.ndarray, est: np.ndarray) -> float:
 def stoi(ref: np.ndarray, est: np.ndarray, rate: float) -> float:
     """Short-time objective intelligibility (0..1), averaged over channels.
 
-    pystoi resamples to 10 kHz and needs at least 30 non-silent 25.6 ms frames
-    (about 0.4 s of sound); for shorter or near-silent signals this returns nan instead
-    of pystoi's placeholder 1e-5.
+    pystoi takes any whole sample rate (it resamples to 10 kHz itself) and needs at least
+    30 non-silent 25.6 ms frames (about 0.4 s of sound); for shorter signals, and for a
+    constant (silent) reference channel, which has no speech to be intelligible, this
+    returns nan instead of pystoi's placeholders (1e-5, or 0 for silence).
     """
     from pystoi import stoi as pystoi_stoi
 
     ref, est = _pair(ref, est)
     scores = []
     for r, e in zip(_as_channels(ref).T, _as_channels(est).T, strict=True):
+        if np.ptp(r) == 0.0:
+            return math.nan
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                score = pystoi_stoi(r, e, rate, extended=False)
+                # pystoi's resampler takes a gcd of the rates, which needs integers.
+                score = pystoi_stoi(r, e, round(rate), extended=False)
             except ValueError:  # too short to frame at all
                 return math.nan
         if any("Not enough STFT frames" in str(w.message) for w in caught):

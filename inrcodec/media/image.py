@@ -7,6 +7,7 @@ float ("F" mode) TIFFs are taken as already on the 0..255 scale.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,14 @@ from PIL import Image, ImageOps
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import MediumHandler, Signal
+from inrcodec.media import (
+    MediumHandler,
+    Signal,
+    check_input_file,
+    one_line,
+    positive,
+    refuse_options,
+)
 from inrcodec.metrics import bits_per_pixel, compression_ratio
 
 # A float32 RGBA copy of 2**26 pixels is 1 GiB; fitting an INR to more is impractical.
@@ -50,19 +58,9 @@ _SAVE_OPTIONS = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def _open_decoded(path: Path) -> Image.Image:
     """Open and fully decode `path`, turning every failure into an InrcodecError."""
-    if not path.exists():
-        raise InrcodecError(f"{path}: no such file")
-    if path.is_dir():
-        raise InrcodecError(f"{path}: is a directory, not an image file")
-    if path.stat().st_size == 0:
-        raise InrcodecError(f"{path}: empty file")
+    check_input_file(path, "an image file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -74,7 +72,7 @@ def _open_decoded(path: Path) -> Image.Image:
         except Image.UnidentifiedImageError as exc:
             raise InrcodecError(f"{path}: not an image (unrecognised format)") from exc
         except Exception as exc:  # Pillow plugins raise many types for malformed files
-            raise InrcodecError(f"{path}: not a readable image ({_one_line(exc)})") from exc
+            raise InrcodecError(f"{path}: not a readable image ({one_line(exc)})") from exc
         with im:
             width, height = im.size
             if width * height == 0:
@@ -88,7 +86,7 @@ def _open_decoded(path: Path) -> Image.Image:
                 return ImageOps.exif_transpose(im)
             except Exception as exc:  # same as above: decoder errors vary by plugin
                 raise InrcodecError(
-                    f"{path}: truncated or corrupted image ({_one_line(exc)})"
+                    f"{path}: truncated or corrupted image ({one_line(exc)})"
                 ) from exc
 
 
@@ -203,23 +201,14 @@ class ImageHandler(MediumHandler):
     output_suffix = ".png"
 
     def read(self, path: Path, **selection) -> Signal:
-        if selection:
-            names = ", ".join("--" + k.replace("_", "-") for k in selection)
-            raise UsageError(f"{path}: {names} do not apply to images")
+        refuse_options(selection, set(), "images", f"{path}: ")
         return read_image(path)
 
     def output_shape(
         self, shape: tuple[int, ...], rate: float | None, request: dict
     ) -> tuple[tuple[int, ...], float | None]:
-        height, width = shape
-        if "size" in request and "scale" in request:
-            raise UsageError("give --scale or --size, not both")
-        if "size" in request:
-            return _parse_size(request["size"]), None
-        scale = float(request.get("scale", 1.0))
-        if not scale > 0 or not np.isfinite(scale):
-            raise UsageError(f"--scale must be a positive number, got {scale}")
-        return (max(1, round(height * scale)), max(1, round(width * scale))), None
+        refuse_options(request, {"scale", "size"}, "images")
+        return spatial_shape(shape, request), None
 
     def output_dtype(self, bit_depth: int) -> np.dtype:
         return np.dtype(np.uint8 if bit_depth <= 8 else np.uint16)
@@ -251,12 +240,30 @@ class ImageHandler(MediumHandler):
     def rate_metrics(
         self, file_bytes: int, shape: tuple[int, ...], channels: int, rate: float | None
     ) -> dict[str, float]:
-        pixels = shape[0] * shape[1]
-        return {
-            "bytes": float(file_bytes),
-            "bpp": bits_per_pixel(file_bytes, pixels),
-            "compression_ratio": compression_ratio(file_bytes, pixels * channels),
-        }
+        return pixel_rate_metrics(file_bytes, shape, channels)
+
+
+def pixel_rate_metrics(file_bytes: int, shape: tuple[int, ...], channels: int) -> dict[str, float]:
+    """Rate of 8-bit pixels (images, and video frames stacked): bits per pixel of the whole
+    grid, and the ratio to the raw 8-bit samples."""
+    pixels = math.prod(shape)
+    return {
+        "bytes": float(file_bytes),
+        "bpp": bits_per_pixel(file_bytes, pixels),
+        "compression_ratio": compression_ratio(file_bytes, pixels * channels),
+    }
+
+
+def spatial_shape(shape: tuple[int, ...], request: dict) -> tuple[int, int]:
+    """The (H, W) a --scale or --size request gives for a grid whose last two axes are
+    (H, W)."""
+    height, width = shape[-2:]
+    if "size" in request and "scale" in request:
+        raise UsageError("give --scale or --size, not both")
+    if "size" in request:
+        return _parse_size(request["size"])
+    scale = positive(request.get("scale", 1.0), "--scale")
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _parse_size(text: str) -> tuple[int, int]:

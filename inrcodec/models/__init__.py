@@ -16,6 +16,8 @@ from inrcodec.errors import InrcodecError, UsageError
 
 Builder = Callable[..., Any]
 
+MAX_INT_OPTION = 1 << 16  # widths, depths, degrees and ranks are far below this
+
 _REGISTRY: dict[str, Builder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _MEDIUM_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
@@ -70,7 +72,25 @@ def hyper_parameters(
             f"(it takes {', '.join(sorted(defaults))})"
         )
     medium_defaults = _MEDIUM_DEFAULTS[name].get(medium or "", {})
-    return {**defaults, **medium_defaults, **(overrides or {})}
+    full = {**defaults, **medium_defaults, **(overrides or {})}
+    for key, value in full.items():
+        if not _same_kind(value, defaults[key]):
+            raise UsageError(
+                f"arch {name!r} option {key} must be like {defaults[key]!r}, got {value!r}"
+            )
+        if isinstance(value, int) and not 0 <= value <= MAX_INT_OPTION:
+            # Sizes come from untrusted files too: a depth of 10^10 must not build 10^10 layers.
+            raise UsageError(f"arch {name!r} option {key}={value} is out of range")
+    return full
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Type check against the default (values come from CLI flags, presets and files)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if default is None or isinstance(default, float):  # None defaults are optional numbers
+        return value is None or isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def build_model(name: str, in_features: int, out_features: int, **hp: Any):
@@ -78,10 +98,11 @@ def build_model(name: str, in_features: int, out_features: int, **hp: Any):
     full = hyper_parameters(name, hp)
     try:
         return _builder(name)(in_features, out_features, **full)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
+        # Out-of-range values (zero width, zero ω, absurd sizes) from a file or a flag.
         raise InrcodecError(f"cannot build arch {name!r} with {full}: {exc}") from None
 
 
 def _load_builtins() -> None:
     # Importing the modules registers their builders.
-    from inrcodec.models import siren  # noqa: F401
+    from inrcodec.models import finer, siren, sl2a, spder  # noqa: F401
