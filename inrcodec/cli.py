@@ -280,6 +280,9 @@ def encode(
         int | None, typer.Option(help="Video: downscale so the longest side is at most this.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    compile: Annotated[
+        str | None, typer.Option(help="torch.compile training: auto (long runs), on, off.")
+    ] = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
     skip_existing: SkipExisting = False,
@@ -311,6 +314,7 @@ def encode(
         "target_psnr": target_psnr,
         "patience": patience,
         "device": device,
+        "compile": compile,
         "start": start,
         "duration": duration,
         "frames": frames,
@@ -351,7 +355,9 @@ def encode(
     elif not quiet:
         m = report["metrics"]
         quality = "  ".join(
-            f"{k.upper()} {_fmt(m[k], 4 if k == 'ssim' else 2)}" for k in ("psnr", "ssim") if k in m
+            f"{k.upper()} {_fmt(m[k], 4 if k in ('ssim', 'stoi') else 2)}"
+            for k in ("psnr", "ssim", "snr", "stoi")
+            if isinstance(m.get(k), float)
         )
         rate = f"{m['bpp']:.3f} bpp" if "bpp" in m else f"{m.get('bps', 0):.0f} bit/s"
         reason = report["stop_reason"]
@@ -658,7 +664,10 @@ def _graceful_interrupts() -> None:
 
     def handle(signum, frame) -> None:
         if batch.stop_requested():
-            raise KeyboardInterrupt
+            # Not KeyboardInterrupt: the training loop turns that into a graceful stop.
+            # SystemExit unwinds everything; atomic outputs delete their temp files.
+            err.print("inrcodec: aborted", markup=False)
+            raise SystemExit(130)
         batch.request_stop()
         err.print(
             "inrcodec: stopping — writing the best model so far (Ctrl-C again to abort)",

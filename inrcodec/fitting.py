@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inrcodec.render import chunk_points
+
 COMPILE_PAYBACK_SECONDS = 60.0  # compile (~15 s) only when eager training would take longer
 WARMUP_STEPS = 3  # eager steps timed before deciding whether to compile
 
@@ -99,7 +101,8 @@ def fit(
     n = len(coords)
     full_batch = config.batch_size <= 0 or config.batch_size >= n
     eval_every = 1 if full_batch else max(1, config.eval_every)
-    eval_chunk = max(config.batch_size, 65536)
+    # Full-grid evaluations are chunked like decoding, within the model's memory budget.
+    eval_chunk = min(max(config.batch_size, 65536), chunk_points(model))
     train_model: nn.Module = model  # becomes the compiled module when that pays off
     compiled = False
 

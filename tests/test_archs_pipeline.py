@@ -1,4 +1,4 @@
-"""Every architecture through the whole image pipeline: encode, container, decode, eval."""
+"""Every architecture through the whole pipeline: encode, container, decode, eval, per medium."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, ev
 from inrcodec.coords import grid_coords
 from inrcodec.models import build_model, hyper_parameters
 from tests.conftest import DEMO_IMAGE
+from tests.test_audio import tone, wav
 from tests.test_container import make_inr
+from tests.test_video import gif, pattern
 
 # Small but real: each arch keeps its own activation and init, only narrower.
 TINY = {
@@ -26,6 +28,21 @@ TINY = {
 }
 
 
+def tiny_options(arch: str, steps: int) -> EncodeOptions:
+    """16 wide, one hidden layer, full batch, fp32 weights (so round trips are exact)."""
+    return EncodeOptions(
+        arch=arch,
+        steps=steps,
+        lr=1e-3,
+        width=16,
+        depth=1,
+        batch_size=0,
+        arch_options=TINY[arch],
+        device="cpu",
+        precision="fp32",
+    )
+
+
 @pytest.fixture(scope="module")
 def crop16(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("archs") / "crop16.png"
@@ -35,19 +52,8 @@ def crop16(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("arch", list(TINY))
 def test_encode_container_decode_eval(arch, crop16, tmp_path):
-    options = EncodeOptions(
-        arch=arch,
-        steps=8,
-        lr=1e-3,
-        width=16,
-        depth=1,
-        batch_size=0,
-        arch_options=TINY[arch],
-        device="cpu",
-        precision="fp32",
-    )
     inr_path = tmp_path / "crop.inr"
-    report = encode_file(crop16, inr_path, options)
+    report = encode_file(crop16, inr_path, tiny_options(arch, steps=8))
     assert report.arch == arch and report.steps == 8
 
     # The file re-serializes to the same bytes, and the stored network is the one described.
@@ -64,6 +70,30 @@ def test_encode_container_decode_eval(arch, crop16, tmp_path):
 
     metrics = evaluate_file(inr_path, crop16, device="cpu")
     assert metrics["psnr"] == pytest.approx(report.metrics["psnr"], abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 50 ms tone and a 4-frame 8x8 clip."""
+    folder = tmp_path_factory.mktemp("media")
+    return {
+        "audio": wav(folder / "tone.wav", tone(0.05)),
+        "video": gif(folder / "clip.gif", pattern(4, 8, 8)),
+    }
+
+
+@pytest.mark.parametrize("medium", ["audio", "video"])
+@pytest.mark.parametrize("arch", list(TINY))
+def test_audio_and_video_through_the_pipeline(arch, medium, media, tmp_path):
+    """1-D and 3-D coordinates, and the medium's builder defaults land in the file."""
+    inr_path = tmp_path / "m.inr"
+    assert encode_file(media[medium], inr_path, tiny_options(arch, steps=3)).medium == medium
+    inr = container.read(inr_path)
+    assert inr.hparams == hyper_parameters(arch, {**TINY[arch], "width": 16, "depth": 1}, medium)
+    assert container.to_bytes(inr) == inr_path.read_bytes()
+    output = tmp_path / ("x2.wav" if medium == "audio" else "x2.mp4")
+    decoded = decode_file(inr_path, output, {"scale": 2}, device="cpu")
+    assert decoded.shape == ([1600] if medium == "audio" else [4, 16, 16])
 
 
 @pytest.mark.parametrize("arch", list(TINY))

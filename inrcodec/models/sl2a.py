@@ -83,6 +83,9 @@ class SL2A(nn.Module):
         # tensors (angles and their cosines) plus a few width-sized activations (measured
         # peak at K = 256, d = 2: 5,136). render.py sizes decode chunks from it.
         self.bytes_per_point = 4 * (2 * in_features * (degree + 1) + 4 * width)
+        # The matrix products besides the head, as (fan_in, fan_out): the Chebyshev einsum and
+        # each fusion layer's input @ (A @ B). benchmarks/train_speed.py times them alone.
+        self.gemm_shapes = [(in_features * (degree + 1), width)] + [(width, width)] * depth
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         # Deviation: the reference squeezes the coordinates first; ours are already (N, d),
