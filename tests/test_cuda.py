@@ -16,7 +16,9 @@ def test_auto_picks_cuda():
     assert pick_device("auto") == "cuda"
 
 
-@pytest.mark.parametrize("arch", ["siren", "finer", "spder", "sl2a"])
+@pytest.mark.parametrize(
+    "arch", ["siren", "finer", "finer-gauss", "finer-wavelet", "spder", "sl2a"]
+)
 def test_encode_on_cuda_and_decode_on_both(crop32, tmp_path, arch):
     options = EncodeOptions(
         arch=arch, steps=100, width=64, depth=2, lr=1e-3, device="cuda", precision="fp32"
