@@ -313,6 +313,8 @@ def _validate_metadata(meta: Any) -> None:
             raise InrcodecError(f"invalid metadata field {key!r}: {meta.get(key)!r}")
     if len(meta["shape"]) != _MEDIA[meta["medium"]]:
         raise InrcodecError(f"shape {meta['shape']} does not fit medium {meta['medium']!r}")
+    if meta["medium"] != "image" and meta["rate"] is None:
+        raise InrcodecError(f"a {meta['medium']} file must store its rate")
 
 
 def _plain_value(v: Any) -> bool:

@@ -174,8 +174,11 @@ def fit(
             psnr = None
             if judged is not None:
                 judge(judged)
-                if quality and (report_due or config.target_psnr is not None):
+                # Mini-batch evaluations are sparse, so each one is measured and reported.
+                wanted = report_due or config.target_psnr is not None or not full_batch
+                if quality and wanted:
                     psnr = quality(judged)
+                    report_due = report_due or (on_progress is not None and not full_batch)
             if report_due:
                 on_progress(Progress(done, config.steps, best_loss, psnr, elapsed))
                 last_report = elapsed

@@ -120,6 +120,7 @@ def test_read_names_the_file(tmp_path):
         (lambda d: with_metadata(d, hp={"width": 17, "depth": 2}), "needs"),
         (lambda d: with_metadata(d, hp={"width": 16, "colour": 1}), "no option"),
         (lambda d: with_metadata(d, shape=[8]), "does not fit"),
+        (lambda d: with_metadata(d, medium="audio", shape=[72]), "must store its rate"),
         (lambda d: with_metadata(d, shape=[100000, 100000, 0]), "shape"),
         (lambda d: with_metadata(d, transform="rot13"), "unknown value transform"),
         (lambda d: with_metadata(d, scalars={"lo": 1.0}), "scalars"),
