@@ -9,7 +9,6 @@ repay its compile time. The best model seen is kept, not only the last one.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -107,7 +106,8 @@ def fit(
     compiled = False
 
     best_loss = math.inf
-    best_state = copy.deepcopy(model.state_dict())
+    # Preallocated once; improvements (nearly every full-batch step) copy into it in place.
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     last_improvement = 0
     stop_reason = "steps"
     start = time.perf_counter()
@@ -117,11 +117,12 @@ def fit(
 
     def judge(pred: torch.Tensor) -> None:
         """Record the loss of the current parameters; keep them if they are the best yet."""
-        nonlocal best_loss, best_state, last_improvement
+        nonlocal best_loss, last_improvement
         loss = torch.mean((pred - targets) ** 2).item()
         if loss < best_loss:
             best_loss, last_improvement = loss, done
-            best_state = copy.deepcopy(model.state_dict())
+            for name, value in model.state_dict().items():
+                best_state[name].copy_(value)
 
     def maybe_compile(elapsed: float) -> None:
         """After the warm-up steps, compile if the eager remainder would exceed the payback."""
