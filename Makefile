@@ -27,6 +27,15 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Real-size runs (tens of minutes on 2 cores); results go to benchmarks/results/.
+DATA ?= ../shared/data
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python benchmarks/train_speed.py --size 256 --steps 8
+	$(BIN)/python benchmarks/decode_memory.py $(DATA)/kodak
+	$(BIN)/python benchmarks/time_to_quality.py $(DATA)/kodak --preset balanced --budget 300
+	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --crop 256 --jobs 2
+
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks
 	$(BIN)/ruff format --check inrcodec tests benchmarks

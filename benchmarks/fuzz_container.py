@@ -29,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     counts = {"refused": 0, "read": 0}
-    valid = {p: container.to_bytes(make_inr(p, width=8)) for p in ("fp16", "fp32")}
+    valid = {
+        f"{p}-{packing}": container.to_bytes(make_inr(p, width=8), packings=(packing,))
+        for p in container.PRECISIONS
+        for packing in container.PACKINGS
+    }
 
     def check(data: bytes) -> None:
         try:
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for precision, data in valid.items():
         run = settings(
-            max_examples=args.cases // 2,
+            max_examples=max(1, args.cases // len(valid)),
             deadline=None,
             database=None,
             derandomize=False,

@@ -49,10 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="balanced")
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--images", default="kodim05,kodim13,kodim15,kodim23")
+    # Overrides of the preset, for exploring (each recorded in the results heading).
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--arch", default=None)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--tile-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--precision", default=None)
+    parser.add_argument("--compile", default=None)
     args = parser.parse_args(argv)
-    extra = {k: v for k, v in (("lr", args.lr), ("arch", args.arch)) if v is not None}
+    names = ("lr", "arch", "width", "tile_size", "batch_size", "precision", "compile")
+    extra = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     rows = []
     for name in args.images.split(","):
         psnrs, report = run_one(args.data_dir / f"{name}.png", args.preset, args.budget, extra)
@@ -75,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         f"`--time-budget {args.budget:g}`; the 1 and 2 minute columns are the best PSNR the "
         "encoder had measured by then, the last is the written file's PSNR.",
         "",
-        f"| image | 1 min | 2 min | {args.budget / 60:g} min | steps | arch | compiled |",
-        "|---|---|---|---|---|---|---|",
+        f"| image | 1 min | 2 min | {args.budget / 60:g} min | steps | arch | compiled | bpp |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, psnrs, report in rows:
         lines.append(
             f"| {name} | "
             + " | ".join(f"{p:.2f}" for p in psnrs)
-            + f" | {report['steps']} | {report['arch']} | {report['compiled']} |"
+            + f" | {report['steps']} | {report['arch']} | {report['compiled']} "
+            f"| {report['metrics']['bpp']:.2f} |"
         )
-    lines.append("| **mean** | " + " | ".join(f"**{m:.2f}**" for m in means) + " | | | |")
+    lines.append("| **mean** | " + " | ".join(f"**{m:.2f}**" for m in means) + " | | | | |")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as handle:
         handle.write("\n".join(lines) + "\n")

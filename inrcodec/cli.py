@@ -249,13 +249,41 @@ def encode(
     batch_size: Annotated[
         int | None, typer.Option(help="Coordinates per step; 0 = full batch.")
     ] = None,
+    tile_size: Annotated[
+        int | None,
+        typer.Option(help="One small net per tile of about N samples a side (0 = one net)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    precision: Annotated[str | None, typer.Option(help="Stored weights: fp16 or fp32.")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Stored weights: fp32, fp16, int8, int6 or int4.")
+    ] = None,
+    qat_steps: Annotated[
+        int | None,
+        typer.Option(help="int precisions: quantization-aware fine-tuning steps after fitting."),
+    ] = None,
     time_budget: Annotated[
         float | None, typer.Option(help="Stop after this many seconds of training.")
     ] = None,
     target_psnr: Annotated[
-        float | None, typer.Option(help="Stop once the PSNR reaches this (dB).")
+        float | None,
+        typer.Option(
+            help="Stop once the PSNR reaches this (dB); unless --width, --depth or "
+            "--size-preset is given, also search for the smallest size that reaches it."
+        ),
+    ] = None,
+    target_bpp: Annotated[
+        float | None,
+        typer.Option(
+            help="Search the size (unless given) and precision for the best "
+            "quality whose file fits this many bits per pixel."
+        ),
+    ] = None,
+    size_preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Network size: 3x16, 3x24, 3x32, coin (8x28), 3x48, 3x64, 3x96, "
+            "3x128, 3x192 or 3x256 (hidden layers x width)."
+        ),
     ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many steps without improvement.")
@@ -308,10 +336,16 @@ def encode(
         "width": width,
         "depth": depth,
         "batch_size": batch_size,
+        "tile_size": tile_size,
         "seed": seed,
         "precision": precision,
+        "qat_steps": qat_steps,
         "time_budget": time_budget,
         "target_psnr": target_psnr,
+        "target_bpp": target_bpp,
+        "size_preset": size_preset,
+        # A target chooses the size unless the command line fixes it.
+        "size_search": _size_is_free((target_psnr, target_bpp), (width, depth, size_preset)),
         "patience": patience,
         "device": device,
         "compile": compile,
@@ -353,6 +387,13 @@ def encode(
     if json_output:
         _print_json(report)
     elif not quiet:
+        for trial in report["trials"]:
+            verdict = "fits" if trial["fits"] else "misses"
+            err.print(
+                f"tried {trial['size']} {trial['precision']}: {trial['psnr']:.2f} dB, "
+                f"{trial['file_bytes']:,} B, {trial['seconds']:.1f} s ({verdict})",
+                markup=False,
+            )
         m = report["metrics"]
         quality = "  ".join(
             f"{k.upper()} {_fmt(m[k], 4 if k in ('ssim', 'stoi') else 2)}"
@@ -367,8 +408,20 @@ def encode(
             f"{report['seconds']:.1f} s  ({report['steps']} steps{stopped}, {report['device']})",
             soft_wrap=True,
         )
+    if target_psnr is not None and report["metrics"].get("psnr", 0) < target_psnr and not quiet:
+        err.print(
+            f"warning: --target-psnr {target_psnr:g} not reached; wrote the best found",
+            markup=False,
+        )
     if report["stop_reason"] == "interrupted":
         raise typer.Exit(130)
+
+
+def _size_is_free(targets: tuple, sizes: tuple) -> bool | None:
+    """True when a target is given and no size is; else None, so that a preset's own
+    setting stands."""
+    free = any(t is not None for t in targets) and all(s is None for s in sizes)
+    return True if free else None
 
 
 def _check_settings(settings: dict[str, Any]) -> None:

@@ -36,13 +36,20 @@ class EncodeOptions:
     width: int | None = None  # None: the arch's default
     depth: int | None = None  # hidden layers (reference convention: 3 -> 5 weight matrices)
     arch_options: dict[str, Any] = field(default_factory=dict)
+    # Split the grid into tiles of about this many samples per side, one small net each
+    # (models/tiled.py); None or 0: one net for the whole signal.
+    tile_size: int | None = None
     batch_size: int = 16384  # coordinates per step (random); 0 or >= the grid: full batch
     eval_every: int = 50
     seed: int = 3407
     device: str = "auto"
-    precision: str = "fp16"
+    precision: str = "fp16"  # fp32, fp16, int8, int6 or int4
+    qat_steps: int = 0  # int precisions: straight-through fine-tuning steps after fitting
     time_budget: float | None = None
-    target_psnr: float | None = None
+    target_psnr: float | None = None  # stop early there; with size_search, also pick the size
+    target_bpp: float | None = None  # pick the best size/precision whose file fits
+    size_search: bool = False  # let a target choose the size from search.LADDER
+    size_preset: str | None = None  # a search.LADDER size, unless width/depth are given
     patience: int | None = None
     # torch.compile the training step: "auto" compiles when eager training would take
     # over a minute (compiling costs ~15 s on 2 cores); "on"; "off".
@@ -62,10 +69,18 @@ class EncodeOptions:
             raise UsageError(f"{origin}: unknown option {', '.join(sorted(unknown))}")
         return cls(**values)
 
-    def hyper_parameters(self, medium: str) -> dict[str, Any]:
-        from inrcodec.models import hyper_parameters
+    def hyper_parameters(
+        self, medium: str, grid_shape: tuple[int, ...] | None = None
+    ) -> dict[str, Any]:
+        """The arch's keyword set; tiles follow from `tile_size` once the grid is known."""
+        from inrcodec.models import TILES, hyper_parameters
+        from inrcodec.search import size_options
 
-        sizes = {k: v for k, v in (("width", self.width), ("depth", self.depth)) if v is not None}
+        sizes: dict[str, Any] = size_options(self.size_preset) if self.size_preset else {}
+        pairs = (("width", self.width), ("depth", self.depth))
+        sizes.update({k: v for k, v in pairs if v is not None})
+        if self.tile_size and grid_shape:
+            sizes[TILES] = [max(1, round(n / self.tile_size)) for n in grid_shape]
         return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
 
     def validate(self) -> None:
@@ -78,8 +93,14 @@ class EncodeOptions:
             )
         if self.steps < 1:
             raise UsageError("--steps must be at least 1")
+        if self.qat_steps < 0:
+            raise UsageError("--qat-steps must be 0 or more")
+        if self.target_bpp is not None and not self.target_bpp > 0:
+            raise UsageError("--target-bpp must be positive")
         if not self.lr > 0:
             raise UsageError("--lr must be positive")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise UsageError("--tile-size must be 0 (one net) or more")
         if self.compile not in ("auto", "on", "off"):
             raise UsageError(f"--compile must be auto, on or off, got {self.compile!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
@@ -134,6 +155,7 @@ class EncodeReport:
     stop_reason: str
     compiled: bool  # whether torch.compile ran the training steps
     metrics: dict[str, float]
+    trials: list[dict[str, Any]] = field(default_factory=list)  # a size/precision search
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,92 +190,181 @@ def encode_file(
 ) -> EncodeReport:
     """Fit an INR to `src` and write it to `dst` (atomically).
 
+    With `target_bpp`, or `target_psnr` and `size_search`, several sizes and precisions
+    are tried (search.py) and the chosen one is written; the report lists every trial.
     If `should_stop` turns true, training ends and the best model so far is written,
     marked partial in its metadata (`EncodeReport.stop_reason == "interrupted"`).
     """
-    import torch
-
-    from inrcodec.coords import grid_coords
-    from inrcodec.fitting import fit
-    from inrcodec.models import build_model
-    from inrcodec.transforms import get_transform
+    from inrcodec import search
 
     options.validate()
     ensure_writable(dst, force)  # fail before a long encode, not after
-    handler = handler_for_path(src)
-    signal = handler.read(src, **options.selection())
-    device = pick_device(options.device)
-    hparams = options.hyper_parameters(signal.medium)
-    transform = get_transform(options.transform)
-
-    raw = torch.from_numpy(signal.values).reshape(-1, signal.num_channels)
-    scalars = transform.fit(raw)
-    targets = transform.forward(raw, scalars).to(device)
-    coords = grid_coords(signal.grid_shape, device)
-    torch.manual_seed(options.seed)
-    model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
-    model = model.to(device)
-
-    quality = _training_psnr(signal, transform, scalars, raw.to(device), handler.peak(signal))
-    config = FitConfig(**{name: getattr(options, name) for name in FitConfig.__dataclass_fields__})
-    result = fit(model, coords, targets, config, quality, on_progress, should_stop=should_stop)
-
-    inr = container.InrFile(
-        medium=signal.medium,
-        arch=options.arch,
-        hparams=hparams,
-        out_features=signal.num_channels,
-        transform=transform.name,
-        scalars=scalars,
-        shape=list(signal.grid_shape),
-        channels=signal.channels,
-        value_range=signal.value_range,
-        bit_depth=signal.bit_depth,
-        precision=options.precision,
-        rate=signal.rate,
-        state=result.state,
-    )
-    # Judge what the decoder will see: the weights as stored, decoded like `decode` does.
-    stored = container.from_bytes(container.to_bytes(inr))
-    decoded = _render(stored, handler, signal.grid_shape, device)
-    metrics = handler.metrics(signal, decoded)
-    inr.encoder = {
-        "version": __version__,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 2),
-        "device": device,
-        "stop": result.stop_reason,
-        **{
-            k: round(v, 4)
-            for k, v in metrics.items()
-            if isinstance(v, (int, float)) and math.isfinite(v)  # not per-frame lists
-        },
-    }
-    if options.selection():  # eval reads the same part of the reference
-        inr.encoder["selection"] = options.selection()
-    if result.stop_reason == "interrupted":
-        inr.encoder["partial"] = True
-    file_bytes = container.write(dst, inr, force)
+    job = prepare(src, options)
+    trials: list[search.Trial] = []
+    if options.target_bpp is not None:
+        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
+        chosen, trials = search.best_under_bytes(job, options, budget, on_progress, should_stop)
+    elif options.target_psnr is not None and options.size_search:
+        chosen, trials = search.smallest_reaching(job, options, on_progress, should_stop)
+    else:
+        chosen = train_candidates(job, options, [options.precision], on_progress, should_stop)[0]
+    file_bytes = container.write(dst, chosen.inr, force)
+    signal = job.signal
+    metrics = dict(chosen.metrics)
     metrics.update(
-        handler.rate_metrics(file_bytes, signal.grid_shape, signal.num_channels, signal.rate)
+        job.handler.rate_metrics(file_bytes, signal.grid_shape, signal.num_channels, signal.rate)
     )
     return EncodeReport(
         input=str(src),
         output=str(dst),
         medium=signal.medium,
-        arch=options.arch,
-        transform=transform.name,
-        parameters=stored.num_parameters,
-        precision=options.precision,
+        arch=chosen.inr.arch,
+        transform=chosen.inr.transform,
+        parameters=chosen.inr.num_parameters,
+        precision=chosen.inr.precision,
         file_bytes=file_bytes,
         header_bytes=container.header_bytes(dst),
-        steps=result.steps,
-        seconds=round(result.seconds, 3),
-        device=device,
-        stop_reason=result.stop_reason,
-        compiled=result.compiled,
+        steps=sum(t.steps for t in trials) if trials else chosen.result.steps,
+        seconds=round(sum(t.seconds for t in trials) if trials else chosen.result.seconds, 3),
+        device=job.device,
+        stop_reason=chosen.result.stop_reason,
+        compiled=chosen.result.compiled,
         metrics=metrics,
+        trials=[t.to_dict() for t in trials],
     )
+
+
+@dataclass
+class Job:
+    """One input, read and transformed once, shared by every trial of an encode."""
+
+    signal: Signal
+    handler: Any
+    device: str
+    transform: Any
+    scalars: dict[str, float]
+    coords: Any  # torch tensors, on `device`
+    targets: Any
+    quality: Callable[[Any], float]
+
+    def inr_file(
+        self, arch: str, hparams: dict[str, Any], precision: str, state: dict[str, Any]
+    ) -> container.InrFile:
+        """A container for these parameters of a network fitted to this input."""
+        signal = self.signal
+        return container.InrFile(
+            medium=signal.medium,
+            arch=arch,
+            hparams=hparams,
+            out_features=signal.num_channels,
+            transform=self.transform.name,
+            scalars=self.scalars,
+            shape=list(signal.grid_shape),
+            channels=signal.channels,
+            value_range=signal.value_range,
+            bit_depth=signal.bit_depth,
+            precision=precision,
+            rate=signal.rate,
+            state=state,
+        )
+
+
+@dataclass
+class Candidate:
+    """A trained network packaged at one precision, with what its decode measures."""
+
+    inr: container.InrFile
+    file_bytes: int
+    metrics: dict[str, Any]
+    result: Any  # FitResult
+
+
+def prepare(src: Path, options: EncodeOptions) -> Job:
+    """Read and transform the input once, for one or several trainings."""
+    import torch
+
+    from inrcodec.coords import grid_coords
+    from inrcodec.transforms import get_transform
+
+    handler = handler_for_path(src)
+    signal = handler.read(src, **options.selection())
+    device = pick_device(options.device)
+    transform = get_transform(options.transform)
+    raw = torch.from_numpy(signal.values).reshape(-1, signal.num_channels)
+    scalars = transform.fit(raw)
+    targets = transform.forward(raw, scalars).to(device)
+    coords = grid_coords(signal.grid_shape, device)
+    quality = _training_psnr(signal, transform, scalars, raw.to(device), handler.peak(signal))
+    return Job(signal, handler, device, transform, scalars, coords, targets, quality)
+
+
+def train_candidates(
+    job: Job,
+    options: EncodeOptions,
+    precisions: list[str],
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Candidate]:
+    """Train one network with `options` and package it at each of `precisions`.
+
+    Each package is judged as the decoder will see it: the weights as stored, decoded like
+    `decode` does. Int precisions get `options.qat_steps` of quantization-aware tuning.
+    """
+    import torch
+
+    from inrcodec.fitting import finetune_rounded, fit
+    from inrcodec.models import build_model
+    from inrcodec.quantize import INT_BITS, fake_quantize
+
+    signal = job.signal
+    hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
+    torch.manual_seed(options.seed)
+    model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
+    model = model.to(job.device)
+    config = FitConfig(**{name: getattr(options, name) for name in FitConfig.__dataclass_fields__})
+    result = fit(
+        model, job.coords, job.targets, config, job.quality, on_progress, should_stop=should_stop
+    )
+    candidates = []
+    for precision in precisions:
+        state = result.state
+        tuned = precision in INT_BITS and options.qat_steps and result.stop_reason != "interrupted"
+        if tuned:
+            bits = INT_BITS[precision]
+            state, _before, _after = finetune_rounded(
+                model,
+                job.coords,
+                job.targets,
+                config,
+                {k: v.to(job.device) for k, v in state.items()},
+                lambda p, bits=bits: fake_quantize(p, bits),
+                options.qat_steps,
+            )
+        inr = job.inr_file(options.arch, hparams, precision, state)
+        stored = container.from_bytes(container.to_bytes(inr))
+        metrics = job.handler.metrics(
+            signal, _render(stored, job.handler, signal.grid_shape, job.device)
+        )
+        inr.encoder = {
+            "version": __version__,
+            "steps": result.steps,
+            "seconds": round(result.seconds, 2),
+            "device": job.device,
+            "stop": result.stop_reason,
+            **({"qat_steps": options.qat_steps} if tuned else {}),
+            **{
+                k: round(v, 4)
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and math.isfinite(v)  # not per-frame lists
+            },
+        }
+        if options.selection():  # eval reads the same part of the reference
+            inr.encoder["selection"] = options.selection()
+        if result.stop_reason == "interrupted":
+            inr.encoder["partial"] = True
+        size = len(container.to_bytes(inr))  # the file as it will be written
+        candidates.append(Candidate(inr, size, metrics, result))
+    return candidates
 
 
 def _training_psnr(signal: Signal, transform, scalars, raw, peak: float):
@@ -360,6 +471,8 @@ def describe(inr_path: Path) -> dict[str, Any]:
         "hyper_parameters": inr.hparams,
         "parameters": inr.num_parameters,
         "precision": inr.precision,
+        "packing": inr.packing,
+        **({"scale_layout": inr.scale_layout} if inr.scale_layout else {}),
         "transform": inr.transform,
         "scalars": inr.scalars,
         "shape": inr.shape,

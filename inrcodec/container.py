@@ -1,37 +1,55 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 1):
+Layout (format version 2; version 1 files, which are version 2's fp16/fp32 raw case,
+still read):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
-  order and concatenated (complex parameters as interleaved real/imag pairs), stored
-  as fp16 or fp32. One tensor keeps the safetensors header to a few hundred bytes,
-  which matters at low bitrates; the layout is implied by the arch and its
-  hyper-parameters, which are stored.
+  order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
+  keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
+  layout is implied by the arch and its hyper-parameters, which are stored.
+  - fp16/fp32: the floats themselves (dtype F16/F32), or, when it is smaller, a zlib or
+    LZMA stream of their bytes (dtype U8);
+  - int8/int6/int4: the integer codes bit-packed (U8), or a zlib/LZMA stream of the codes
+    at one byte each, whichever is smallest (see quantize.py).
+- ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: compact JSON with the format version, medium, arch and
-  hyper-parameters, the value transform and its scalars, the signal's grid shape,
-  channel layout, value range, bit depth and rate, the coordinate convention, and
-  encoder facts.
+  hyper-parameters, precision, packing and scale layout, the value transform and its
+  scalars, the signal's grid shape, channel layout, value range, bit depth and rate, the
+  coordinate convention, and encoder facts.
 
 Reading validates the whole header against the schema below before anything is
-allocated or built, then loads the tensor with safetensors (no pickle anywhere).
+allocated or built, then loads the tensors with safetensors (no pickle anywhere).
+Parameters are always dequantized to fp32, so every device decodes the same numbers.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError
+from inrcodec.quantize import (
+    INT_BITS,
+    PACKINGS,
+    as_stored,
+    from_stored,
+    load_quantized,
+    stored_shape,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
-_DTYPES = {"fp16": ("F16", 2), "fp32": ("F32", 4)}
-PRECISIONS = tuple(_DTYPES)
+_FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors dtype, bytes
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
+PRECISIONS = (*_FLOATS, *INT_BITS)
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 
 
@@ -50,6 +68,9 @@ class InrFile:
     value_range: tuple[float, float]
     bit_depth: int
     precision: str = "fp16"
+    packing: str = "raw"  # how `w` is stored: "raw", "zlib" or "lzma" (set when written)
+    # int precisions, per parameter: "t" (one scale), "c" (a scale per row) or "h" (fp16)
+    scale_layout: str = ""
     rate: float | None = None
     encoder: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # name -> fp32 tensor
@@ -91,6 +112,8 @@ def _metadata(inr: InrFile) -> dict[str, Any]:
         "hp": inr.hparams,
         "out": inr.out_features,
         "precision": inr.precision,
+        "pack": inr.packing,
+        **({"q": inr.scale_layout} if inr.precision in INT_BITS else {}),
         "transform": inr.transform,
         "scalars": inr.scalars,
         "shape": list(inr.shape),
@@ -103,17 +126,37 @@ def _metadata(inr: InrFile) -> dict[str, Any]:
     }
 
 
-def to_bytes(inr: InrFile) -> bytes:
-    """Serialize (the parameters are cast to the file's precision here)."""
+def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
+    """Serialize: quantize or cast the parameters to the file's precision, then pack with
+    the smallest of `packings`. Sets `inr.packing` and `inr.scale_layout` to what was written.
+    """
     import torch
     from safetensors.torch import save
 
-    dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
+    from inrcodec.quantize import compress, store_quantized
+
     model = _skeleton(inr, "meta")
-    flat = [_as_real(inr.state[name]).reshape(-1) for name, _ in model.named_parameters()]
-    weights = torch.cat(flat).to(dtype) if flat else torch.zeros(0, dtype=dtype)
+    params = [as_stored(inr.state[name]).float() for name, _ in model.named_parameters()]
+    tensors: dict[str, torch.Tensor] = {}
+    if inr.precision in INT_BITS:
+        names = [name for name, _ in model.named_parameters()]
+        stored = store_quantized(params, names, INT_BITS[inr.precision], packings)
+        inr.packing, inr.scale_layout = stored.packing, stored.layout
+        tensors["s"] = stored.scales.contiguous()
+        weights = torch.frombuffer(bytearray(stored.payload), dtype=torch.uint8)
+    else:
+        dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
+        flat = torch.cat([p.reshape(-1) for p in params] or [torch.zeros(0)]).to(dtype)
+        inr.scale_layout = ""
+        inr.packing, payload = compress(flat.numpy().tobytes(), allowed=packings)
+        weights = (
+            flat
+            if inr.packing == "raw"
+            else torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        )
+    tensors["w"] = weights.contiguous()
     meta = json.dumps(_metadata(inr), separators=(",", ":"), allow_nan=False)
-    return save({"w": weights.contiguous()}, metadata={"inrcodec": meta})
+    return save(tensors, metadata={"inrcodec": meta})
 
 
 def write(path: Path, inr: InrFile, force: bool = False) -> int:
@@ -146,10 +189,9 @@ def read(path: Path | str) -> InrFile:
 
 def from_bytes(data: bytes) -> InrFile:
     """Parse and validate a container; every problem is an InrcodecError."""
-    import torch
     from safetensors.torch import load
 
-    header, meta = _validated_header(data)
+    meta = _validated_header(data)
     inr = InrFile(
         medium=meta["medium"],
         arch=meta["arch"],
@@ -162,6 +204,8 @@ def from_bytes(data: bytes) -> InrFile:
         value_range=(float(meta["range"][0]), float(meta["range"][1])),
         bit_depth=meta["bits"],
         precision=meta["precision"],
+        packing=meta.get("pack", "raw"),
+        scale_layout=meta.get("q", ""),
         rate=meta["rate"],
         encoder=meta["encoder"],
     )
@@ -176,39 +220,57 @@ def from_bytes(data: bytes) -> InrFile:
         model = _skeleton(inr, "meta")
     except InrcodecError as exc:
         raise InrcodecError(f"invalid network description: {exc}") from None
-    shapes = [(name, p) for name, p in model.named_parameters()]
-    expected_count = sum(_real_numel(p) for _, p in shapes)
-    if expected_count > MAX_PARAMETERS or expected_count != header["w"]["shape"][0]:
-        raise InrcodecError(
-            f"weights hold {header['w']['shape'][0]} values but arch {inr.arch!r} "
-            f"with {inr.hparams} needs {expected_count}"
-        )
+    shapes = [(name, stored_shape(p)) for name, p in model.named_parameters()]
+    count = sum(math.prod(shape) for _, shape in shapes)
+    if count > MAX_PARAMETERS:
+        raise InrcodecError(f"arch {inr.arch!r} with {inr.hparams} has too many parameters")
     try:
-        flat = load(data)["w"].to(torch.float32)
+        tensors = load(data)
     except Exception as exc:  # safetensors raises its own error types
         raise InrcodecError(f"corrupt weights ({exc})") from None
-    if not torch.isfinite(flat).all():
-        raise InrcodecError("weights contain NaN or Inf")
-    offset = 0
-    for name, p in shapes:
-        count = _real_numel(p)
-        chunk = flat[offset : offset + count]
-        if p.is_complex():
-            # clone(): a slice at an odd offset cannot be viewed as complex in place.
-            chunk = torch.view_as_complex(chunk.reshape(*p.shape, 2).clone())
-        inr.state[name] = chunk.reshape(p.shape)
-        offset += count
+    values = _parameters(inr, tensors, [shape for _, shape in shapes], count)
+    for (name, p), value in zip(model.named_parameters(), values, strict=True):
+        inr.state[name] = from_stored(value, p)
     return inr
 
 
-def _as_real(t):
+def _parameters(inr: InrFile, tensors: dict, shapes: list, count: int) -> list:
+    """The stored parameters as fp32 tensors of `shapes` (complex ones as (..., 2))."""
     import torch
 
-    return torch.view_as_real(t) if t.is_complex() else t
+    from inrcodec.quantize import decompress
 
-
-def _real_numel(p) -> int:
-    return int(p.numel()) * (2 if p.is_complex() else 1)
+    stored = tensors["w"]
+    if inr.precision in INT_BITS:
+        return load_quantized(
+            stored.numpy().tobytes(),
+            inr.packing,
+            tensors["s"],
+            inr.scale_layout,
+            shapes,
+            INT_BITS[inr.precision],
+        )
+    dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
+    if inr.packing == "raw":
+        flat = stored
+    else:
+        size = count * _FLOATS[inr.precision][1]
+        raw = decompress(inr.packing, stored.numpy().tobytes(), size)
+        flat = torch.frombuffer(bytearray(raw), dtype=dtype)
+    if len(flat) != count:
+        raise InrcodecError(
+            f"weights hold {len(flat)} values but arch {inr.arch!r} with {inr.hparams} "
+            f"needs {count}"
+        )
+    flat = flat.to(torch.float32)
+    if not torch.isfinite(flat).all():
+        raise InrcodecError("weights contain NaN or Inf")
+    values, offset = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        values.append(flat[offset : offset + n].reshape(shape))
+        offset += n
+    return values
 
 
 def _transform_names() -> list[str]:
@@ -221,8 +283,8 @@ def _finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _validated_header(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check the safetensors header and our metadata; return (header, metadata)."""
+def _validated_header(data: bytes) -> dict[str, Any]:
+    """Check the safetensors header and our metadata; return the metadata."""
     if len(data) < 8:
         raise InrcodecError("truncated file (no safetensors header)")
     size = int.from_bytes(data[:8], "little")
@@ -232,23 +294,31 @@ def _validated_header(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         header = json.loads(data[8 : 8 + size])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InrcodecError("not a .inr file (header is not JSON)") from None
-    if not isinstance(header, dict) or set(header) != {"w", "__metadata__"}:
-        raise InrcodecError("not a .inr file (unexpected tensors in the header)")
-    entry = header["w"]
-    dtypes = {code: size for code, size in _DTYPES.values()}
-    if not (
-        isinstance(entry, dict)
-        and _member(entry.get("dtype"), dtypes)
-        and _int_list(entry.get("shape"), 1)
-        and _int_list(entry.get("data_offsets"), 2)
+    if not isinstance(header, dict) or set(header) not in (
+        {"w", "__metadata__"},
+        {"w", "s", "__metadata__"},
     ):
-        raise InrcodecError("malformed weight entry in the header")
-    begin, end = entry["data_offsets"]
-    if begin != 0 or end != entry["shape"][0] * dtypes[entry["dtype"]]:
-        raise InrcodecError("weight offsets disagree with their shape")
-    if 8 + size + end != len(data):
+        raise InrcodecError("not a .inr file (unexpected tensors in the header)")
+    spans = []
+    for name in sorted(set(header) - {"__metadata__"}):
+        entry = header[name]
+        if not (
+            isinstance(entry, dict)
+            and _member(entry.get("dtype"), _DTYPE_BYTES)
+            and _int_list(entry.get("shape"), 1)
+            and _int_list(entry.get("data_offsets"), 2)
+        ):
+            raise InrcodecError(f"malformed {name!r} entry in the header")
+        begin, end = entry["data_offsets"]
+        if end - begin != entry["shape"][0] * _DTYPE_BYTES[entry["dtype"]]:
+            raise InrcodecError(f"{name!r} offsets disagree with its shape")
+        spans.append((begin, end))
+    spans.sort()
+    if spans[0][0] != 0 or any(a[1] != b[0] for a, b in itertools.pairwise(spans)):
+        raise InrcodecError("tensor data offsets are not contiguous")
+    if 8 + size + spans[-1][1] != len(data):
         raise InrcodecError(
-            f"truncated or padded file ({len(data)} bytes, expected {8 + size + end})"
+            f"truncated or padded file ({len(data)} bytes, expected {8 + size + spans[-1][1]})"
         )
     raw = header["__metadata__"]
     if not isinstance(raw, dict) or not isinstance(raw.get("inrcodec"), str):
@@ -258,9 +328,21 @@ def _validated_header(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     except json.JSONDecodeError:
         raise InrcodecError("invalid metadata (not JSON)") from None
     _validate_metadata(meta)
-    if _DTYPES[meta["precision"]][0] != entry["dtype"]:
-        raise InrcodecError(f"precision {meta['precision']} disagrees with dtype {entry['dtype']}")
-    return header, meta
+    quantized = meta["precision"] in INT_BITS
+    packing = meta.get("pack", "raw")
+    wanted = "U8" if quantized or packing != "raw" else _FLOATS[meta["precision"]][0]
+    if header["w"]["dtype"] != wanted:
+        raise InrcodecError(
+            f"precision {meta['precision']} packed {packing} disagrees with dtype "
+            f"{header['w']['dtype']}"
+        )
+    if quantized != ("s" in header) or (quantized and header["s"]["dtype"] != "F32"):
+        raise InrcodecError("scales (fp32 's') are stored exactly for int precisions")
+    return meta
+
+
+def _member_int(v: Any, allowed: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v in allowed
 
 
 def _member(v: Any, allowed: Any) -> bool:
@@ -280,10 +362,19 @@ def _validate_metadata(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise InrcodecError("invalid metadata (not an object)")
     version = meta.get("format")
-    if version != FORMAT_VERSION:
+    if not _member_int(version, READABLE_VERSIONS):
         raise InrcodecError(
-            f"unsupported format version {version!r} (this inrcodec reads version {FORMAT_VERSION})"
+            f"unsupported format version {version!r} (this inrcodec reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
+    if version == 1 and ("pack" in meta or "q" in meta or meta.get("precision") in INT_BITS):
+        raise InrcodecError("format version 1 stores fp16 or fp32 only, unpacked")
+    if meta.get("precision") in INT_BITS and not (
+        isinstance(meta.get("q"), str) and set(meta["q"]) <= {"t", "c", "h"}
+    ):
+        raise InrcodecError(f"invalid metadata field 'q': {meta.get('q')!r}")
+    if "pack" in meta and not _member(meta["pack"], PACKINGS):
+        raise InrcodecError(f"invalid metadata field 'pack': {meta['pack']!r}")
     checks: dict[str, Any] = {
         "medium": lambda v: _member(v, _MEDIA),
         "arch": lambda v: isinstance(v, str),
@@ -292,7 +383,7 @@ def _validate_metadata(meta: Any) -> None:
             and all(isinstance(k, str) and _plain_value(x) for k, x in v.items())
         ),
         "out": lambda v: isinstance(v, int) and 1 <= v <= 64,
-        "precision": lambda v: _member(v, _DTYPES),
+        "precision": lambda v: _member(v, PRECISIONS),
         "transform": lambda v: isinstance(v, str),
         "scalars": lambda v: isinstance(v, dict),
         "shape": lambda v: _int_list(v) and 1 <= len(v) <= 3 and all(n >= 1 for n in v),
@@ -318,4 +409,7 @@ def _validate_metadata(meta: Any) -> None:
 
 
 def _plain_value(v: Any) -> bool:
+    """A hyper-parameter: a number, string, bool or None, or a short list of ints (tiles)."""
+    if isinstance(v, list):
+        return len(v) <= 3 and _int_list(v)
     return v is None or isinstance(v, (str, bool, int)) or _finite_number(v)

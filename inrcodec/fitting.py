@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -229,3 +230,66 @@ def _gradients(
         loss = torch.mean((pred - targets[batch]) ** 2)
     loss.backward()
     return pred.detach()
+
+
+def finetune_rounded(
+    model: nn.Module,
+    coords: torch.Tensor,
+    targets: torch.Tensor,
+    config: FitConfig,
+    start: dict[str, torch.Tensor],
+    round_weights: Callable[[torch.Tensor], torch.Tensor],
+    steps: int,
+) -> tuple[dict[str, torch.Tensor], float, float]:
+    """Quantization-aware fine-tuning: a few straight-through steps from `start`.
+
+    Each step computes the loss with every parameter replaced by `round_weights(p)` (what
+    the file will store) and applies the gradient to the full-precision parameters, at
+    the run's final learning rate. Returns the parameters whose rounded version had the
+    lowest full-grid loss (`start` if no step beat it) and the rounded loss before and after.
+    """
+    model.load_state_dict(start)
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr * config.lr_final_factor)
+    n = len(coords)
+    full_batch = config.batch_size <= 0 or config.batch_size >= n
+    chunk = min(max(config.batch_size, 65536), chunk_points(model))
+    generator = torch.Generator(device=coords.device).manual_seed(config.seed)
+
+    def rounded_loss() -> float:
+        with _rounded(params, round_weights):
+            pred = _full_grid_prediction(model, coords, chunk)
+        return torch.mean((pred - targets) ** 2).item()
+
+    before = best = rounded_loss()
+    best_state = {k: v.detach().clone() for k, v in start.items()}
+    for step in range(1, steps + 1):
+        batch = None
+        if not full_batch:
+            batch = torch.randint(
+                0, n, (config.batch_size,), device=coords.device, generator=generator
+            )
+        with _rounded(params, round_weights):
+            _gradients(model, optimizer, coords, targets, batch)
+        optimizer.step()
+        if step % max(1, config.eval_every) == 0 or step == steps:
+            loss = rounded_loss()
+            if loss < best:
+                best = loss
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: v.cpu() for k, v in best_state.items()}, before, best
+
+
+@contextmanager
+def _rounded(params: list[torch.Tensor], round_weights: Callable[[torch.Tensor], torch.Tensor]):
+    """Parameters hold their rounded values inside the block and their own values after."""
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p in params:
+            p.copy_(round_weights(p))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, value in zip(params, saved, strict=True):
+                p.copy_(value)

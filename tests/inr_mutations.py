@@ -30,6 +30,8 @@ METADATA_KEYS = st.sampled_from(
         "hp",
         "out",
         "precision",
+        "pack",
+        "q",
         "transform",
         "scalars",
         "shape",
@@ -61,10 +63,10 @@ def _set_meta(data: bytes, key: str, value: Any) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
 
 
-def _set_header_field(data: bytes, field: str, value: Any) -> bytes:
+def _set_header_field(data: bytes, tensor: str, field: str, value: Any) -> bytes:
     size = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + size])
-    header["w"][field] = value
+    header.setdefault(tensor, {})[field] = value
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
 
@@ -82,6 +84,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
     elif kind == "header":
         data = _set_header_field(
             data,
+            draw(st.sampled_from(["w", "s"])),
             draw(st.sampled_from(["dtype", "shape", "data_offsets"])),
             draw(st.one_of(st.text(max_size=4), st.lists(st.integers(-2, 2**40), max_size=3))),
         )

@@ -67,8 +67,8 @@ def model(tmp: Path, precision: str = "fp32") -> Path:
     return tmp / "m.inr"
 
 
-def rewrite_meta(tmp: Path, **changes) -> Path:
-    data = model(tmp).read_bytes()
+def rewrite_meta(tmp: Path, precision: str = "fp32", **changes) -> Path:
+    data = model(tmp, precision).read_bytes()
     size = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + size])
     meta = json.loads(header["__metadata__"]["inrcodec"])
@@ -253,6 +253,39 @@ CASES = [
         None,
     ),
     Case("frames on an image", lambda t: encode_args(png(t), t, "--frames", "3"), 2, "--frames"),
+    Case(
+        "unknown precision",
+        lambda t: encode_args(png(t), t, "--precision", "int3"),
+        2,
+        "unknown precision 'int3'",
+    ),
+    Case("negative QAT", lambda t: encode_args(png(t), t, "--qat-steps", "-1"), 2, "--qat-steps"),
+    Case("zero bpp", lambda t: encode_args(png(t), t, "--target-bpp", "0"), 2, "--target-bpp"),
+    Case(
+        "bpp below the smallest file",
+        lambda t: encode_args(png(t), t, "--target-bpp", "0.01"),
+        2,
+        "smallest file",
+    ),
+    Case(
+        "unknown size preset",
+        lambda t: encode_args(png(t), t, "--size-preset", "huge"),
+        2,
+        "unknown size preset 'huge'",
+    ),
+    Case("negative tile size", lambda t: encode_args(png(t), t, "--tile-size", "-4"), 2, "--tile"),
+    Case(
+        "tiles on SL2A",
+        lambda t: encode_args(png(t), t, "--arch", "sl2a", "--tile-size", "8"),
+        1,
+        "can be tiled",
+    ),
+    Case(
+        "quantized file with a broken scale layout",
+        lambda t: decode_args(rewrite_meta(t, "int6", q="hh"), t),
+        1,
+        "scale layout",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ from inrcodec import container
 from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, evaluate_file
 from inrcodec.coords import grid_coords
 from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.models import build_model
 from inrcodec.render import chunk_points, render
 
 
@@ -131,3 +132,19 @@ def test_grayscale_alpha_and_16_bit_images(tmp_path):
             assert decoded.mode == source.mode and decoded.size == source.size
     assert describe(tmp_path / "deep.png.inr")["bit_depth"] == 16
     assert describe(tmp_path / "rgba.png.inr")["channels"] == "RGBA"
+
+
+def test_tiled_encode_stores_its_tiles_and_decodes_at_any_scale(crop32, tmp_path):
+    options = EncodeOptions(
+        arch="finer", steps=80, lr=2e-3, width=16, depth=1, tile_size=16, precision="int8"
+    )
+    report = encode_file(crop32, tmp_path / "t.inr", options)
+    inr = container.read(tmp_path / "t.inr")
+    assert inr.hparams["tiles"] == [2, 2] and inr.precision == "int8"
+    assert report.parameters == 4 * sum(
+        p.numel() for p in build_model("finer", 2, 3, width=16, depth=1).parameters()
+    )
+    metrics = evaluate_file(tmp_path / "t.inr", crop32, device="cpu")
+    assert metrics["psnr"] == pytest.approx(report.metrics["psnr"], abs=1e-3)
+    decoded = decode_file(tmp_path / "t.inr", tmp_path / "x3.png", {"scale": 3}, device="cpu")
+    assert tuple(decoded.shape) == (96, 96)

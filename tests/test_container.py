@@ -87,7 +87,7 @@ def test_header_is_a_few_hundred_bytes_for_a_3x256_model():
     _header, payload = split(data)
     header_bytes = len(data) - len(payload)
     assert header_bytes < 700, header_bytes
-    assert len(payload) == 2 * sum(t.numel() for t in inr.state.values())
+    assert len(payload) <= 2 * sum(t.numel() for t in inr.state.values())
 
 
 def test_write_refuses_to_overwrite_without_force(tmp_path):
@@ -129,7 +129,7 @@ def test_read_names_the_file(tmp_path):
     ],
 )
 def test_corrupt_files_are_refused_with_a_reason(mutate, message):
-    data = container.to_bytes(make_inr("fp32"))
+    data = container.to_bytes(make_inr("fp32"), packings=("raw",))
     with pytest.raises(InrcodecError, match=message):
         container.from_bytes(mutate(data))
 
@@ -141,12 +141,13 @@ def test_invalid_metadata_json_is_refused():
         container.from_bytes(join(header, payload))
 
 
-def test_nan_weights_are_refused():
+@pytest.mark.parametrize("packing", ["raw", "zlib", "lzma"])
+def test_nan_weights_are_refused(packing):
     inr = make_inr("fp32")
     first = next(iter(inr.state))
     inr.state[first][0] = float("nan")
     with pytest.raises(InrcodecError, match="NaN"):
-        container.from_bytes(container.to_bytes(inr))
+        container.from_bytes(container.to_bytes(inr, packings=(packing,)))
 
 
 def test_extra_tensors_are_refused():
@@ -154,3 +155,132 @@ def test_extra_tensors_are_refused():
     header["evil"] = dict(header["w"])
     with pytest.raises(InrcodecError, match="unexpected tensors"):
         container.from_bytes(join(header, payload))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("packing", ["raw", "zlib", "lzma"])
+def test_every_packing_of_floats_round_trips_exactly(precision, packing):
+    inr = make_inr(precision)
+    back = container.from_bytes(container.to_bytes(inr, packings=(packing,)))
+    assert back.packing == packing
+    for name, tensor in inr.state.items():
+        cast = tensor.half().float() if precision == "fp16" else tensor
+        assert torch.equal(back.state[name], cast), name
+
+
+def test_the_smallest_packing_is_chosen():
+    inr = make_inr("fp32")
+    sizes = {p: len(container.to_bytes(inr, packings=(p,))) for p in container.PACKINGS}
+    chosen = container.to_bytes(inr)
+    assert len(chosen) == min(sizes.values())
+
+
+@pytest.mark.parametrize(("precision", "bits"), [("int8", 8), ("int6", 6), ("int4", 4)])
+@pytest.mark.parametrize("packing", ["raw", "zlib", "lzma"])
+def test_int_precisions_dequantize_within_half_a_step(precision, bits, packing):
+    inr = make_inr(precision)
+    data = container.to_bytes(inr, packings=(packing,))
+    back = container.from_bytes(data)
+    assert back.precision == precision and back.packing == packing
+    header, _payload = split(data)
+    assert header["s"]["dtype"] == "F32"
+    qmax = 2 ** (bits - 1) - 1
+    for (name, tensor), flag in zip(inr.state.items(), back.scale_layout, strict=True):
+        if flag == "h":  # the first layer and the biases stay fp16
+            assert torch.equal(back.state[name], tensor.half().float()), name
+            continue
+        rows = tensor.abs().reshape(len(tensor), -1).amax(1) if flag == "c" else tensor.abs().max()
+        step = (
+            (rows / qmax).reshape(-1, *([1] * (tensor.dim() - 1))) if flag == "c" else rows / qmax
+        )
+        assert back.state[name].dtype == torch.float32
+        assert torch.all((back.state[name] - tensor).abs() <= step / 2 + 1e-7), name
+        # Every value is an integer multiple of its scale within ±qmax.
+        codes = back.state[name] / torch.where(step > 0, step, 1)
+        assert torch.allclose(codes, codes.round(), atol=1e-3) and codes.abs().max() <= qmax + 1e-3
+
+
+def test_quantization_picks_per_channel_scales_only_where_they_help():
+    from inrcodec.quantize import quantize
+
+    rows = torch.tensor([[1.0, -0.5, 0.25], [0.01, 0.02, -0.015]])  # very different rows
+    _codes, scales = quantize(rows, 8)
+    assert len(scales) == 2
+    _codes, scales = quantize(torch.tensor([0.3, -1.0, 0.7]), 8)  # 1-D: one scale
+    assert len(scales) == 1
+    torch.manual_seed(0)
+    inr = make_inr("int8")
+    container.to_bytes(inr)
+    assert len(inr.scale_layout) == len(inr.state)
+    kept = {name for name, flag in zip(inr.state, inr.scale_layout, strict=True) if flag == "h"}
+    assert kept == {name for name in inr.state if name.startswith("net.0.") or "bias" in name}
+    assert set(inr.scale_layout) - {"h"} <= {"t", "c"}
+    assert "c" in inr.scale_layout  # SIREN's weight rows differ in range
+
+
+def test_quantized_file_is_smaller_than_fp16():
+    sizes = {p: len(container.to_bytes(make_inr(p, width=64))) for p in container.PRECISIONS}
+    assert sizes["int4"] < sizes["int6"] < sizes["int8"] < sizes["fp16"] < sizes["fp32"]
+
+
+def test_format_version_1_files_still_read():
+    inr = make_inr("fp16")
+    header, payload = split(container.to_bytes(inr, packings=("raw",)))
+    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta["format"] = 1
+    del meta["pack"]
+    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    back = container.from_bytes(join(header, payload))
+    for name, tensor in inr.state.items():
+        assert torch.equal(back.state[name], tensor.half().float())
+
+
+def _quantized_with() -> bytes:
+    return container.to_bytes(make_inr("int6"), packings=("raw",))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: with_metadata(d, q="tc"), "scale layout"),
+        (lambda d: with_metadata(d, q="xxxxxx"), "'q'"),
+        (lambda d: with_metadata(d, q="cccccc"), "scale layout|scales stored"),
+        (lambda d: with_metadata(d, pack="brotli"), "'pack'"),
+        (lambda d: with_metadata(d, pack="lzma"), "corrupt lzma|expands"),
+        (lambda d: with_metadata(d, pack="zlib"), "corrupt zlib|expands"),
+        (lambda d: with_metadata(d, precision="int8"), "packed weights"),
+        (lambda d: with_metadata(d, precision="fp16"), "disagrees|scales"),
+        (lambda d: with_metadata(d, format=1), "version 1"),
+        (lambda d: with_metadata(d, hp={"width": 17, "depth": 2}), "packed weights|scale"),
+    ],
+)
+def test_corrupt_quantized_files_are_refused_with_a_reason(mutate, message):
+    with pytest.raises(InrcodecError, match=message):
+        container.from_bytes(mutate(_quantized_with()))
+
+
+def test_bad_scales_are_refused():
+    from safetensors.torch import load, save
+
+    data = container.to_bytes(make_inr("int8"), packings=("raw",))
+    header, _payload = split(data)
+    tensors = load(data)
+    for bad in (float("nan"), -1.0):
+        scales = tensors["s"].clone()
+        scales[0] = bad
+        forged = save({"w": tensors["w"], "s": scales}, metadata=header["__metadata__"])
+        with pytest.raises(InrcodecError, match="scales must be finite"):
+            container.from_bytes(forged)
+    forged = save({"w": tensors["w"]}, metadata=header["__metadata__"])
+    with pytest.raises(InrcodecError, match="scales"):
+        container.from_bytes(forged)
+
+
+def test_a_hostile_stream_cannot_expand_without_bound():
+    import zlib
+
+    from inrcodec.quantize import decompress
+
+    bomb = zlib.compress(b"\x00" * 10_000_000)
+    with pytest.raises(InrcodecError, match="expands"):
+        decompress("zlib", bomb, 1000)

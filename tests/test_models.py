@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from inrcodec.errors import InrcodecError, UsageError
 from inrcodec.models import available, build_model, hyper_parameters
 from inrcodec.models.finer import finer
 from inrcodec.models.sl2a import chebyshev_basis
@@ -216,3 +217,41 @@ def test_sl2a_declares_its_memory_per_point_for_chunked_decoding():
     assert chunk_points(model, 64 * 2**20) == 64 * 2**20 // model.bytes_per_point
     assert "orders" not in model.state_dict()  # non-persistent: follows from the degree
     assert build("sl2a", 3, 3, degree=512).bytes_per_point > model.bytes_per_point
+
+
+def test_tiled_net_is_one_reference_net_per_tile_on_local_coordinates():
+    torch.manual_seed(0)
+    tiled = build_model("finer", 2, 3, width=16, depth=2, tiles=[2, 3])
+    torch.manual_seed(0)  # the tiles are built one after another with the arch's own init
+    nets = [build_model("finer", 2, 3, width=16, depth=2) for _ in range(6)]
+    coords = torch.rand(500, 2) * 2 - 1
+    coords[:4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [-1.0, 1.0]])  # borders
+    scaled = (coords + 1) * 0.5 * torch.tensor([2, 3])
+    cell = scaled.floor().clamp(max=torch.tensor([1, 2]))
+    local = (scaled - cell) * 2 - 1
+    index = (cell[:, 0] * 3 + cell[:, 1]).long()
+    expected = torch.stack([nets[int(t)](p[None])[0] for t, p in zip(index, local, strict=True)])
+    torch.testing.assert_close(tiled(coords), expected, atol=1e-5, rtol=1e-5)
+    # Chunks that touch only some tiles give the same values as the whole batch.
+    left = coords[:, 1] < -0.5
+    torch.testing.assert_close(tiled(coords[left]), tiled(coords)[left])
+    assert numel(tiled) == 6 * numel(nets[0])
+
+
+def test_every_tile_gets_gradients_only_from_its_own_points():
+    tiled = build("siren", width=8, depth=1, tiles=[2, 2])
+    tiled(torch.tensor([[-0.3, -0.7]])).sum().backward()  # tile 0 only
+    first = next(iter(tiled.parameters()))
+    assert first.grad[0].abs().sum() > 0
+    assert first.grad[1:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("tiles", [[0, 2], [2, "a"], "2x2", [True], [64, 64, 2]])
+def test_bad_tiles_are_refused(tiles):
+    with pytest.raises(UsageError, match="tiles"):
+        hyper_parameters("finer", {"tiles": tiles})
+
+
+def test_tiling_needs_the_siren_layout():
+    with pytest.raises(InrcodecError, match="can be tiled"):
+        build_model("sl2a", 2, 3, tiles=[2, 2])

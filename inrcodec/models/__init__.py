@@ -9,6 +9,7 @@ the exact network at decode time without the source signal.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from inrcodec.errors import InrcodecError, UsageError
 
 Builder = Callable[..., Any]
 
+TILES = "tiles"  # accepted by every arch: one net per tile (see tiled.py)
+MAX_TILES = 4096
 MAX_INT_OPTION = 1 << 16  # widths, depths, degrees and ranks are far below this
 
 _REGISTRY: dict[str, Builder] = {}
@@ -59,20 +62,22 @@ def hyper_parameters(
 
     Unknown keys are refused, so a typo never silently falls back to a default.
     """
+    overrides = dict(overrides or {})
+    tiles = _tiles(overrides.pop(TILES, []))
     params = inspect.signature(_builder(name)).parameters
     defaults = {
         k: p.default
         for k, p in params.items()
         if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
     }
-    unknown = set(overrides or {}) - set(defaults)
+    unknown = set(overrides) - set(defaults)
     if unknown:
         raise UsageError(
             f"arch {name!r} has no option {', '.join(sorted(unknown))} "
             f"(it takes {', '.join(sorted(defaults))})"
         )
     medium_defaults = _MEDIUM_DEFAULTS[name].get(medium or "", {})
-    full = {**defaults, **medium_defaults, **(overrides or {})}
+    full = {**defaults, **medium_defaults, **overrides}
     for key, value in full.items():
         if not _same_kind(value, defaults[key]):
             raise UsageError(
@@ -81,7 +86,18 @@ def hyper_parameters(
         if isinstance(value, int) and not 0 <= value <= MAX_INT_OPTION:
             # Sizes come from untrusted files too: a depth of 10^10 must not build 10^10 layers.
             raise UsageError(f"arch {name!r} option {key}={value} is out of range")
-    return full
+    return {**full, TILES: tiles} if tiles else full
+
+
+def _tiles(value: Any) -> list[int]:
+    """Tiles per input axis: [] (one net) or positive ints, at most MAX_TILES in all."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value
+    ):
+        raise UsageError(f"tiles must be a list of positive integers, got {value!r}")
+    if math.prod(value) > MAX_TILES:
+        raise UsageError(f"tiles {list(value)} make more than {MAX_TILES} nets")
+    return list(value)
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -96,8 +112,14 @@ def _same_kind(value: Any, default: Any) -> bool:
 def build_model(name: str, in_features: int, out_features: int, **hp: Any):
     """Instantiate a registered arch (hyper-parameters are validated first)."""
     full = hyper_parameters(name, hp)
+    tiles = full.pop(TILES, [])
     try:
-        return _builder(name)(in_features, out_features, **full)
+        if not tiles:
+            return _builder(name)(in_features, out_features, **full)
+        from inrcodec.models.tiled import TiledMLP
+
+        nets = [_builder(name)(in_features, out_features, **full) for _ in range(math.prod(tiles))]
+        return TiledMLP(nets, tiles)
     except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
         # Out-of-range values (zero width, zero ω, absurd sizes) from a file or a flag.
         raise InrcodecError(f"cannot build arch {name!r} with {full}: {exc}") from None
