@@ -211,6 +211,20 @@ def plot(all_curves: dict[str, list[dict]], path: Path, title: str) -> bool:
     return True
 
 
+def encode_all(paths: list[Path], args: argparse.Namespace) -> list[dict]:
+    context = multiprocessing.get_context("spawn")
+    per_image = []
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        for result in pool.map(run_image, paths, [args] * len(paths)):
+            per_image.append(result)
+            best = max(result["inrcodec-int8"], key=lambda p: p["psnr"])
+            print(
+                f"{result['image']}: int8 best {best['psnr']:.2f} dB at {best['bpp']:.2f} bpp",
+                flush=True,
+            )
+    return per_image
+
+
 def main(argv: list[str] | None = None) -> int:
     from inrcodec.metrics import compressai_json
 
@@ -229,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "rd")
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="rebuild the JSON, plot and table from OUT/per_image.json without encoding",
+    )
     args = parser.parse_args(argv)
 
     paths = sorted(p for p in args.data_dir.iterdir() if p.suffix.lower() in (".png", ".jpg"))
@@ -237,16 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         parser.error(f"no images in {args.data_dir}")
     started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        per_image = []
-        for result in pool.map(run_image, paths, [args] * len(paths)):
-            per_image.append(result)
-            best = max(result["inrcodec-int8"], key=lambda p: p["psnr"])
-            print(
-                f"{result['image']}: int8 best {best['psnr']:.2f} dB at {best['bpp']:.2f} bpp",
-                flush=True,
-            )
+    if args.replot:
+        per_image = json.loads((args.out / "per_image.json").read_text())
+        paths = paths[: len(per_image)]
+    else:
+        per_image = encode_all(paths, args)
     wall = time.perf_counter() - started
     all_curves = curves(per_image)
 
@@ -264,13 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "per_image.json").write_text(json.dumps(per_image) + "\n")
     plotted = plot(all_curves, args.out / "rd.png", f"{described}; {args.arch} + sym-power")
 
-    command = "python benchmarks/rd.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--replot"]
+    command = "python benchmarks/rd.py " + shlex.join(given)
+    timing = (
+        "tables rebuilt with `--replot` from that run's per_image.json"
+        if args.replot
+        else f"{wall / 60:.1f} min"
+    )
     lines = [
         f"# Rate–distortion: {described}",
         "",
         f"{time.strftime('%Y-%m-%d %H:%M')}. Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, {args.jobs} jobs × {args.threads} thread(s). "
-        f"Command: `{command}` ({wall / 60:.1f} min).",
+        f"Command: `{command}` ({timing}).",
         "",
         f"inrcodec: {args.arch} + sym-power, {args.steps} Adam steps (lr {args.lr:g}, "
         f"batch {args.batch_size}), int precisions after {args.qat_steps} QAT steps. Rates "
@@ -281,8 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         "| codec | " + " | ".join(f"{b:g} bpp" for b in REFERENCE_BPP) + " |",
         "|---|" + "---|" * len(REFERENCE_BPP),
     ]
+    inr_curves = [
+        ps for c, ps in all_curves.items() if c.startswith("inrcodec-") and c != "inrcodec-best"
+    ]
     for codec, points in all_curves.items():
         cells = [psnr_at(points, b) for b in REFERENCE_BPP]
+        if codec == "inrcodec-best":  # the best precision at each rate
+            cells = [
+                max((c for ps in inr_curves if (c := psnr_at(ps, b)) is not None), default=None)
+                for b in REFERENCE_BPP
+            ]
         lines.append(
             f"| {codec} | " + " | ".join("—" if c is None else f"{c:.2f}" for c in cells) + " |"
         )

@@ -39,3 +39,25 @@ def test_compiled_training_on_cuda(crop32, tmp_path):
     options = EncodeOptions(steps=40, width=32, depth=2, lr=1e-3, device="cuda", compile="on")
     report = encode_file(crop32, tmp_path / "m.inr", options)
     assert report.compiled and report.metrics["psnr"] > 15
+
+
+@pytest.mark.parametrize(("tile_size", "precision"), [(16, "int8"), (0, "int6")])
+def test_tiled_and_quantized_encode_on_cuda_decode_on_cpu(crop32, tmp_path, tile_size, precision):
+    options = EncodeOptions(
+        arch="finer",
+        steps=100,
+        width=32,
+        depth=2,
+        lr=1e-3,
+        device="cuda",
+        tile_size=tile_size,
+        precision=precision,
+        qat_steps=10,
+        compile="on",
+    )
+    report = encode_file(crop32, tmp_path / "m.inr", options)
+    assert report.device == "cuda" and report.metrics["psnr"] > 20
+    # Dequantized to fp32 on either device: the CPU decode measures what the GPU reported.
+    assert evaluate_file(tmp_path / "m.inr", crop32, device="cpu")["psnr"] == pytest.approx(
+        report.metrics["psnr"], abs=0.05
+    )
