@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             described,
             {"psnr-rgb": [p["psnr"] for p in points], "bpp": [p["bpp"] for p in points]},
         )
-        doc["results"]["config"] = [p.get("codec", "") + p["config"] for p in points]
+        doc["configs"] = [p["config"] for p in points]
         (args.out / f"{codec}.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "per_image.json").write_text(json.dumps(per_image) + "\n")
     plotted = plot(all_curves, args.out / "rd.png", f"{described}; {args.arch} + sym-power")
