@@ -208,7 +208,7 @@ def encode_file(
         chosen, trials = search.smallest_reaching(job, options, on_progress, should_stop)
     else:
         chosen = train_candidates(job, options, [options.precision], on_progress, should_stop)[0]
-    file_bytes = container.write(dst, chosen.inr, force)
+    file_bytes = container.write_bytes(dst, chosen.data, force)
     signal = job.signal
     metrics = dict(chosen.metrics)
     metrics.update(
@@ -274,9 +274,13 @@ class Candidate:
     """A trained network packaged at one precision, with what its decode measures."""
 
     inr: container.InrFile
-    file_bytes: int
+    data: bytes  # the file as it will be written
     metrics: dict[str, Any]
     result: Any  # FitResult
+
+    @property
+    def file_bytes(self) -> int:
+        return len(self.data)
 
 
 def prepare(src: Path, options: EncodeOptions) -> Job:
@@ -362,8 +366,7 @@ def train_candidates(
             inr.encoder["selection"] = options.selection()
         if result.stop_reason == "interrupted":
             inr.encoder["partial"] = True
-        size = len(container.to_bytes(inr))  # the file as it will be written
-        candidates.append(Candidate(inr, size, metrics, result))
+        candidates.append(Candidate(inr, container.to_bytes(inr), metrics, result))
     return candidates
 
 

@@ -161,7 +161,11 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
 
 def write(path: Path, inr: InrFile, force: bool = False) -> int:
     """Write atomically (temp file + rename); return the file size in bytes."""
-    data = to_bytes(inr)
+    return write_bytes(path, to_bytes(inr), force)
+
+
+def write_bytes(path: Path, data: bytes, force: bool = False) -> int:
+    """Write a serialized container atomically; return its size in bytes."""
     with atomic_output(Path(path), force) as tmp:
         tmp.write_bytes(data)
     return len(data)

@@ -99,10 +99,8 @@ def fit(
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     n = len(coords)
-    full_batch = config.batch_size <= 0 or config.batch_size >= n
+    full_batch, eval_chunk = _batching(model, config, n)
     eval_every = 1 if full_batch else max(1, config.eval_every)
-    # Full-grid evaluations are chunked like decoding, within the model's memory budget.
-    eval_chunk = min(max(config.batch_size, 65536), chunk_points(model))
     train_model: nn.Module = model  # becomes the compiled module when that pays off
     compiled = False
 
@@ -252,8 +250,7 @@ def finetune_rounded(
     params = list(model.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr * config.lr_final_factor)
     n = len(coords)
-    full_batch = config.batch_size <= 0 or config.batch_size >= n
-    chunk = min(max(config.batch_size, 65536), chunk_points(model))
+    full_batch, chunk = _batching(model, config, n)
     generator = torch.Generator(device=coords.device).manual_seed(config.seed)
 
     def rounded_loss() -> float:
@@ -278,6 +275,15 @@ def finetune_rounded(
                 best = loss
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return {k: v.cpu() for k, v in best_state.items()}, before, best
+
+
+def _batching(model: nn.Module, config: FitConfig, n: int) -> tuple[bool, int]:
+    """(whether every step sees all n points, the chunk size of full-grid evaluations).
+
+    Evaluations are chunked like decoding, within the model's memory budget.
+    """
+    full_batch = config.batch_size <= 0 or config.batch_size >= n
+    return full_batch, min(max(config.batch_size, 65536), chunk_points(model))
 
 
 @contextmanager

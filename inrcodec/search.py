@@ -138,13 +138,14 @@ def best_under_bytes(job, options, budget: float, on_progress=None, should_stop=
     from inrcodec.codec import train_candidates
 
     names = list(LADDER) if options.size_search else ["pinned"]
+    sizes = {name: _unpacked_bytes(job, options, name) for name in names}
     plan: dict[str, list[str]] = {}  # size -> precisions that chose it
     for precision in SEARCH_PRECISIONS:
-        fitting = [n for n in names if _unpacked_bytes(job, options, n, precision) <= budget]
+        fitting = [n for n in names if sizes[n][precision] <= budget]
         if fitting:
             plan.setdefault(fitting[-1], []).append(precision)
     if not plan:
-        smallest = min(_unpacked_bytes(job, options, names[0], p) for p in SEARCH_PRECISIONS)
+        smallest = min(sizes[names[0]].values())
         raise UsageError(
             f"--target-bpp allows {budget:.0f} bytes; the smallest file this search can "
             f"write needs about {smallest:.0f}"
@@ -168,11 +169,11 @@ def best_under_bytes(job, options, budget: float, on_progress=None, should_stop=
     return best, trials
 
 
-def _unpacked_bytes(job, options, name: str, precision: str) -> int:
-    """The file size before lossless packing (which can only shrink it), plus a margin
-    for the encoder facts written into the header after training. Freshly initialised
-    weights stand in for the trained ones: they choose per-row scales alike."""
-
+def _unpacked_bytes(job, options, name: str) -> dict[str, int]:
+    """Per search precision: the file size before lossless packing (which can only
+    shrink it), plus a margin for the encoder facts written into the header after
+    training. Freshly initialised weights stand in for the trained ones: they choose
+    per-row scales alike."""
     from inrcodec import container
     from inrcodec.models import build_model
 
@@ -181,5 +182,8 @@ def _unpacked_bytes(job, options, name: str, precision: str) -> int:
     hparams = sized.hyper_parameters(signal.medium, signal.grid_shape)
     model = build_model(sized.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     state = {k: p.detach() for k, p in model.named_parameters()}
-    inr = job.inr_file(sized.arch, hparams, precision, state)
-    return len(container.to_bytes(inr, packings=("raw",))) + ENCODER_FACTS_BYTES
+    return {
+        precision: ENCODER_FACTS_BYTES
+        + len(container.to_bytes(job.inr_file(sized.arch, hparams, precision, state), ("raw",)))
+        for precision in SEARCH_PRECISIONS
+    }
