@@ -31,7 +31,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from inrcodec.codec import EncodeOptions, encode_file
+from inrcodec.codec import encode_file
+from inrcodec.options import EncodeOptions
 from inrcodec.presets import load_preset
 
 REPO = Path(__file__).resolve().parents[1]

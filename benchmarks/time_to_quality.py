@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inrcodec.codec import encode_file, resolve_options
+from inrcodec.codec import encode_file
+from inrcodec.options import resolve_options
 
 RESULTS = Path(__file__).resolve().parent / "results" / "time_to_quality.md"
 MARKS = (60.0, 120.0)

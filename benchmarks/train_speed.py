@@ -49,7 +49,7 @@ def reference_loop(model: torch.nn.Module, coords, targets, steps: int, lr: floa
 def our_step(model: torch.nn.Module, coords, targets, steps: int, lr: float, compile_mode: str):
     """Per-step time of `fit` in steady state (compile and warm-up excluded)."""
     marks: list[float] = []
-    config = FitConfig(steps=steps + 8, lr=lr, compile=compile_mode)
+    config = FitConfig(steps=steps + 8, lr=lr, batch_size=0, compile=compile_mode)
     result = fit(
         model,
         coords,

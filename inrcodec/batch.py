@@ -1,8 +1,9 @@
-"""Many files at once: expand inputs, map them to outputs, run jobs, never stop on one failure.
+"""Many files at once: plan inputs and outputs, run jobs, never stop on one failure.
 
-Each file is independent, so the work is a plain map over files. Parallel runs use
-separate processes (torch's CPU kernels hold the GIL-free thread pool per process); the
-cores are split between them so that jobs × threads ≤ cores.
+Each file is independent, so the work is a plain map over files. Everything that can
+fail for one file (reading it, even to name its output) happens inside that file's task,
+so a bad file is reported and the others go on. Parallel runs use separate processes;
+the cores are split between them so that jobs × threads ≤ cores.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.errors import InrcodecError, UsageError, one_line
+
+SKIPPED: dict[str, Any] = {"skipped": True}  # a worker's result for an existing output
 
 
 @dataclass
 class Task:
     source: Path
-    output: Path | None  # None for eval
-    extra: Path | None = None  # eval: the reference file
+    output: Path | None = None  # None: named by the worker (decode: after the medium)
+    reference: Path | None = None  # eval: the reference file
+    folder: Path | None = None  # decode without --suffix: where the named output goes
 
 
 @dataclass
@@ -45,6 +49,18 @@ class Outcome:
             **({"error": self.message} if self.message else {}),
             **self.result,
         }
+
+
+STATUSES = ("ok", "failed", "skipped", "interrupted")
+
+
+def is_batch(inputs: list[Path], output: Path | None) -> bool:
+    """Several inputs, a directory, or an output directory: batch mode."""
+    return (
+        len(inputs) > 1
+        or any(p.is_dir() for p in inputs)
+        or (output is not None and (output.is_dir() or str(output).endswith(("/", "\\"))))
+    )
 
 
 def expand(
@@ -68,8 +84,65 @@ def expand(
     return found
 
 
-def output_path(out_dir: Path, relative: Path, suffix: str) -> Path:
-    return out_dir / relative.with_suffix(suffix)
+def plan(
+    inputs: list[Path],
+    output: Path | None,
+    suffixes: set[str],
+    out_suffix: str | None,
+    recursive: bool,
+) -> list[Task]:
+    """Pair each input with its output: inside -o DIR (keeping subfolders), else beside it.
+
+    With `out_suffix` None the worker names the output (decode: by the medium it reads)."""
+    if output is not None:
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output}: with several inputs, -o must be a directory")
+        output.mkdir(parents=True, exist_ok=True)
+    tasks = []
+    for source, relative in expand(inputs, suffixes, recursive):
+        folder = source.parent if output is None else (output / relative).parent
+        folder.mkdir(parents=True, exist_ok=True)  # mirror input subfolders
+        if out_suffix is None:
+            tasks.append(Task(source, folder=folder))
+        else:
+            tasks.append(Task(source, folder / (source.stem + out_suffix)))
+    if not tasks:
+        raise UsageError("no input files found")
+    return tasks
+
+
+def plan_eval(models: list[Path], references: Path, suffixes: set[str], recursive: bool):
+    """Each .inr paired with the reference of the same relative name (any suffix)."""
+    if not references.is_dir():
+        raise UsageError(f"{references}: with several models, the reference must be a directory")
+    found = expand(models, {".inr"}, recursive)
+    if not found:
+        raise UsageError("no .inr files found")
+    return [Task(m, reference=_reference(references, rel, suffixes)) for m, rel in found]
+
+
+def _reference(folder: Path, relative: Path, suffixes: set[str]) -> Path:
+    """The file in `folder` with the model's relative name and any supported extension."""
+    stem = folder / relative.with_suffix("")
+    for suffix in sorted(suffixes):
+        candidate = stem.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return stem.with_suffix(".png")  # missing: the task fails with "no such file"
+
+
+def complete_output(path: Path) -> bool:
+    """An existing output counts as done unless it is a partial (interrupted) encode."""
+    if not path.exists():
+        return False
+    if path.suffix != ".inr":
+        return True
+    from inrcodec.container import read
+
+    try:
+        return not read(path).encoder.get("partial", False)
+    except InrcodecError:
+        return False
 
 
 def threads_per_job(jobs: int) -> int:
@@ -103,32 +176,26 @@ def _init_worker(threads: int, stop_event: Any) -> None:
 
 def _run_one(worker: Callable[[Task], dict], task: Task) -> Outcome:
     start = time.perf_counter()
+    output = None if task.output is None else str(task.output)
     try:
         result = worker(task)
     except InrcodecError as exc:
-        return Outcome(
-            str(task.source), _str(task.output), "failed", time.perf_counter() - start, str(exc)
-        )
+        return Outcome(str(task.source), output, "failed", time.perf_counter() - start, str(exc))
     except Exception as exc:  # a bug must not stop the other files either
-        message = f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
-        return Outcome(
-            str(task.source), _str(task.output), "failed", time.perf_counter() - start, message
-        )
-    status = "interrupted" if result.get("stop_reason") == "interrupted" else "ok"
-    return Outcome(
-        str(task.source), _str(task.output), status, time.perf_counter() - start, result=result
-    )
+        message = f"internal error: {type(exc).__name__}: {one_line(exc)}"
+        return Outcome(str(task.source), output, "failed", time.perf_counter() - start, message)
+    if result.get("skipped"):
+        status = "skipped"
+    elif result.get("stop_reason") == "interrupted":
+        status = "interrupted"
+    else:
+        status = "ok"
+    output = result.get("output", output)
+    result = {k: v for k, v in result.items() if k not in ("skipped", "output", "input")}
+    return Outcome(str(task.source), output, status, time.perf_counter() - start, result=result)
 
 
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
-def run(
-    tasks: list[Task],
-    worker: Callable[[Task], dict],
-    jobs: int = 1,
-) -> Iterator[Outcome]:
+def run(tasks: list[Task], worker: Callable[[Task], dict], jobs: int = 1) -> Iterator[Outcome]:
     """Run `worker` on every task, yielding outcomes as they finish.
 
     `worker` is a top-level function or a partial of one (it is pickled for the process
@@ -167,29 +234,51 @@ def run(
                 future.cancel()
 
 
-def encode_task(task: Task, settings: dict[str, Any], force: bool, on_progress: Any = None) -> dict:
-    """Encode one file; `settings` (preset, flags, arch_options) resolve per medium."""
-    from inrcodec.codec import encode_file, resolve_options
+def exit_code(outcomes: list[Outcome]) -> int:
+    """130 if interrupted, 1 if any file failed, else 0."""
+    if stop_requested() or any(o.status == "interrupted" for o in outcomes):
+        return 130
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def counts(outcomes: list[Outcome]) -> dict[str, int]:
+    return {s: sum(o.status == s for o in outcomes) for s in STATUSES}
+
+
+def encode_task(
+    task: Task, settings: Any, force: bool, skip_existing: bool = False, on_progress: Any = None
+) -> dict:
+    """Encode one file; `settings` (options.EncodeSettings) resolve per medium."""
+    from inrcodec.codec import encode_file
     from inrcodec.media import handler_for_path
 
     assert task.output is not None
-    medium = handler_for_path(task.source).medium
-    options = resolve_options(medium=medium, **settings)
+    if skip_existing and complete_output(task.output):
+        return {**SKIPPED, "output": str(task.output)}
+    options = settings.resolve(handler_for_path(task.source).medium)
     report = encode_file(task.source, task.output, options, force, on_progress, stop_requested)
     return report.to_dict()
 
 
-def decode_task(task: Task, request: dict, force: bool, device: str, max_pixels: int) -> dict:
-    from dataclasses import asdict
+def decode_task(
+    task: Task,
+    request: dict,
+    force: bool,
+    device: str,
+    max_pixels: int,
+    skip_existing: bool = False,
+) -> dict:
+    """Decode one file; its output is named here when the plan left it open."""
+    from inrcodec.codec import decode_file, decoded_name
 
-    from inrcodec.codec import decode_file
-
-    assert task.output is not None
-    return asdict(decode_file(task.source, task.output, request, force, device, max_pixels))
+    target = task.output or decoded_name(task.source, task.folder)
+    if skip_existing and target.exists():
+        return {**SKIPPED, "output": str(target)}
+    return asdict(decode_file(task.source, target, request, force, device, max_pixels))
 
 
 def evaluate_task(task: Task, device: str) -> dict:
     from inrcodec.codec import evaluate_file
 
-    assert task.extra is not None
-    return {"metrics": evaluate_file(task.source, task.extra, device)}
+    assert task.reference is not None
+    return {"metrics": evaluate_file(task.source, task.reference, device)}

@@ -3,15 +3,20 @@
 Human-readable progress and summaries go to stderr/stdout through rich; `--json`
 prints one JSON document on stdout. Exit codes: 0 success, 1 a file or data problem,
 2 a usage error, 130 interrupted. Torch is imported only inside commands, so
-`inrcodec --help` is instant.
+`inrcodec --help` is instant. Encode flags are derived from the option declarations in
+options.py, so an option is declared once.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +24,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.errors import InrcodecError, UsageError, one_line
+from inrcodec.options import (
+    DEFAULT_MAX_PIXELS,
+    ArchFlags,
+    EncodeOptions,
+    EncodeSettings,
+    cli_fields,
+)
 
 app = typer.Typer(
     name="inrcodec",
@@ -35,6 +47,16 @@ Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existin
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+Inputs = Annotated[
+    list[Path], typer.Argument(help="Files or directories (directories: the files inside).")
+]
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also take files in subdirectories.")
+]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Files processed in parallel.")]
+SkipExisting = Annotated[
+    bool, typer.Option("--skip-existing", help="Skip files whose output already exists.")
+]
 
 
 def _jsonable(value: Any) -> Any:
@@ -56,100 +78,28 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "inf" if value == float("inf") else f"{value:.{digits}f}"
 
 
-Inputs = Annotated[
-    list[Path], typer.Argument(help="Files or directories (directories: the files inside).")
-]
-Recursive = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Also take files in subdirectories.")
-]
-Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Files processed in parallel.")]
-SkipExisting = Annotated[
-    bool, typer.Option("--skip-existing", help="Skip files whose output already exists.")
-]
-
-
-def _is_batch(inputs: list[Path], output: Path | None) -> bool:
-    """Several inputs, a directory, or an output directory: batch mode."""
-    return (
-        len(inputs) > 1
-        or any(p.is_dir() for p in inputs)
-        or (output is not None and (output.is_dir() or str(output).endswith(("/", "\\"))))
-    )
-
-
-def _tasks(
-    inputs: list[Path], output: Path | None, suffixes: set[str], out_suffix: str, recursive: bool
-) -> list:
-    """Pair each input with its output: inside -o DIR (keeping subfolders), else beside it."""
-    from inrcodec.batch import Task, expand
-
-    if output is not None:
-        if output.exists() and not output.is_dir():
-            raise UsageError(f"{output}: with several inputs, -o must be a directory")
-        output.mkdir(parents=True, exist_ok=True)
-    tasks = []
-    for source, relative in expand(inputs, suffixes, recursive):
-        if output is None:
-            target = source.with_suffix(out_suffix)
-        else:
-            target = output / relative.with_suffix(out_suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)  # mirror input subfolders
-        tasks.append(Task(source, target))
-    if not tasks:
-        raise UsageError("no input files found")
-    return tasks
-
-
-def _run_batch(
-    tasks: list,
-    worker,
-    jobs: int,
-    skip_existing: bool,
-    json_output: bool,
-    quiet: bool,
-    columns: list[tuple[str, str]],
-) -> int:
+def _run_batch(tasks: list, worker, jobs: int, json_output: bool, quiet: bool, columns) -> int:
     """Run a batch, print the summary table (stderr) and JSON (stdout); return the exit code."""
-    from inrcodec.batch import Outcome, run, stop_requested
+    from inrcodec.batch import counts, exit_code
 
-    outcomes: list[Outcome] = []
-    todo = []
-    for task in tasks:
-        if skip_existing and task.output is not None and _complete_output(task.output):
-            outcomes.append(Outcome(str(task.source), str(task.output), "skipped"))
-        else:
-            todo.append(task)
-    with _batch_bar(len(tasks), enabled=not quiet and not json_output) as advance:
-        advance(len(outcomes))
-        for outcome in run(todo, worker, jobs):
-            outcomes.append(outcome)
-            advance(1)
+    outcomes = _outcomes(tasks, worker, jobs, quiet or json_output)
     if not quiet:
         _summary_table(outcomes, columns)
-    failed = sum(o.status == "failed" for o in outcomes)
     if json_output:
-        counts = {
-            s: sum(o.status == s for o in outcomes)
-            for s in ("ok", "failed", "skipped", "interrupted")
-        }
-        _print_json({"files": [o.to_dict() for o in outcomes], "summary": counts})
-    if stop_requested() or any(o.status == "interrupted" for o in outcomes):
-        return 130
-    return 1 if failed else 0
+        _print_json({"files": [o.to_dict() for o in outcomes], "summary": counts(outcomes)})
+    return exit_code(outcomes)
 
 
-def _complete_output(path: Path) -> bool:
-    """An existing output counts as done unless it is a partial (interrupted) encode."""
-    if not path.exists():
-        return False
-    if path.suffix != ".inr":
-        return True
-    from inrcodec.container import read
+def _outcomes(tasks: list, worker, jobs: int, quiet: bool) -> list:
+    """Every task's outcome, with a files-done bar on stderr unless quiet."""
+    from inrcodec.batch import run
 
-    try:
-        return not read(path).encoder.get("partial", False)
-    except InrcodecError:
-        return False
+    outcomes = []
+    with _batch_bar(len(tasks), enabled=not quiet) as advance:
+        for outcome in run(tasks, worker, jobs):
+            outcomes.append(outcome)
+            advance(1)
+    return outcomes
 
 
 def _cell(value: Any, key: str) -> str:
@@ -228,7 +178,41 @@ def _input_suffixes() -> set[str]:
     return supported_extensions()
 
 
+def _with_flags(*declarations: type) -> Callable[[Callable], Callable]:
+    """Give a command one `--flag` per option field of `declarations` (options.py), so each
+    option is declared once. The command receives them as keyword arguments (None: not
+    given, so the preset or the default decides)."""
+
+    def wrap(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = []
+        for declaration in declarations:
+            hints = typing.get_type_hints(declaration)
+            for spec in cli_fields(declaration):
+                flag = typer.Option(help=spec.metadata["help"], **spec.metadata["cli"])
+                added.append(
+                    inspect.Parameter(
+                        spec.name,
+                        inspect.Parameter.KEYWORD_ONLY,
+                        default=None,
+                        annotation=Annotated[hints[spec.name] | None, flag],
+                    )
+                )
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            return command(**kwargs)
+
+        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in (*own, *added)}
+        return run
+
+    return wrap
+
+
 @app.command()
+@_with_flags(EncodeOptions, ArchFlags)
 def encode(
     inputs: Inputs,
     output: Annotated[
@@ -236,80 +220,9 @@ def encode(
         typer.Option("--output", "-o", help="Output .inr, or a directory for several inputs."),
     ] = None,
     preset: Annotated[str | None, typer.Option(help="Preset name or YAML file.")] = None,
-    arch: Annotated[str | None, typer.Option(help="Architecture (see `inrcodec archs`).")] = None,
-    transform: Annotated[
-        str | None, typer.Option(help="Value transform: sym, minmax, zscore, gamma[:β], boxcox.")
-    ] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (decays to 0.1x).")] = None,
-    width: Annotated[int | None, typer.Option(help="Hidden width.")] = None,
-    depth: Annotated[
-        int | None, typer.Option(help="Hidden layers (3 = 5 weight matrices).")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Coordinates per step; 0 = full batch.")
-    ] = None,
-    tile_size: Annotated[
-        int | None,
-        typer.Option(help="One small net per tile of about N samples a side (0 = one net)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    precision: Annotated[
-        str | None, typer.Option(help="Stored weights: fp32, fp16, int8, int6 or int4.")
-    ] = None,
-    qat_steps: Annotated[
-        int | None,
-        typer.Option(help="int precisions: quantization-aware fine-tuning steps after fitting."),
-    ] = None,
-    time_budget: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds of training.")
-    ] = None,
-    target_psnr: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop once the PSNR reaches this (dB); unless --width, --depth or "
-            "--size-preset is given, also search for the smallest size that reaches it."
-        ),
-    ] = None,
-    target_bpp: Annotated[
-        float | None,
-        typer.Option(
-            help="Search the size (unless given) and precision for the best "
-            "quality whose file fits this many bits per pixel."
-        ),
-    ] = None,
-    size_preset: Annotated[
-        str | None,
-        typer.Option(
-            help="Network size: 3x16, 3x24, 3x32, coin (8x28), 3x48, 3x64, 3x96, "
-            "3x128, 3x192 or 3x256 (hidden layers x width)."
-        ),
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Stop after this many steps without improvement.")
-    ] = None,
-    omega: Annotated[
-        float | None, typer.Option(help="ω0 of the first and hidden layers (SIREN, FINER, SPDER).")
-    ] = None,
-    first_bias_scale: Annotated[
-        float | None, typer.Option(help="FINER: first-layer bias ~ U(-k, k).")
-    ] = None,
-    damping: Annotated[str | None, typer.Option(help="SPDER damping: sqrt or arctan.")] = None,
-    degree: Annotated[int | None, typer.Option(help="SL2A Chebyshev degree K.")] = None,
-    rank: Annotated[int | None, typer.Option(help="SL2A low-rank r.")] = None,
     arch_option: Annotated[
         list[str] | None,
         typer.Option("--arch-option", "-O", help="Any arch hyper-parameter, KEY=VALUE."),
-    ] = None,
-    start: Annotated[float | None, typer.Option(help="Audio: start at this second.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Audio: fit this many seconds.")] = None,
-    frames: Annotated[int | None, typer.Option(help="Video: fit the first N frames.")] = None,
-    max_side: Annotated[
-        int | None, typer.Option(help="Video: downscale so the longest side is at most this.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    compile: Annotated[
-        str | None, typer.Option(help="torch.compile training: auto (long runs), on, off.")
     ] = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
@@ -317,6 +230,7 @@ def encode(
     force: Force = False,
     quiet: Quiet = False,
     json_output: Json = False,
+    **flags: Any,
 ) -> None:
     """Fit an INR to each input and write .inr files.
 
@@ -324,114 +238,70 @@ def encode(
     applies. Ctrl-C stops training and writes the best model so far, marked partial;
     a second Ctrl-C aborts without output.
     """
-    from functools import partial
+    from inrcodec.batch import Task, encode_task, is_batch, plan
 
-    from inrcodec.batch import Task, encode_task
-
-    flags = {
-        "arch": arch,
-        "transform": transform,
-        "steps": steps,
-        "lr": lr,
-        "width": width,
-        "depth": depth,
-        "batch_size": batch_size,
-        "tile_size": tile_size,
-        "seed": seed,
-        "precision": precision,
-        "qat_steps": qat_steps,
-        "time_budget": time_budget,
-        "target_psnr": target_psnr,
-        "target_bpp": target_bpp,
-        "size_preset": size_preset,
-        # A target chooses the size unless the command line fixes it.
-        "size_search": _size_is_free((target_psnr, target_bpp), (width, depth, size_preset)),
-        "patience": patience,
-        "device": device,
-        "compile": compile,
-        "start": start,
-        "duration": duration,
-        "frames": frames,
-        "max_side": max_side,
-    }
-    arch_values = {
-        "first_bias_scale": first_bias_scale,
-        "damping": damping,
-        "degree": degree,
-        "rank": rank,
-        **({"first_omega": omega, "hidden_omega": omega} if omega is not None else {}),
-    }
-    arch_values = {k: v for k, v in arch_values.items() if v is not None}
-    arch_values.update(_key_values(arch_option or []))
-    settings = {"preset": preset, "flags": flags, "arch_options": arch_values}
-    _check_settings(settings)
-
-    if _is_batch(inputs, output):
-        tasks = _tasks(inputs, output, _input_suffixes(), ".inr", recursive)
-        worker = partial(encode_task, settings=settings, force=force)
-        columns = [("PSNR", "psnr"), ("SSIM", "ssim"), ("bpp", "bpp")]
-        raise typer.Exit(
-            _run_batch(tasks, worker, jobs, skip_existing, json_output, quiet, columns)
+    arch_flags = {f.name: flags.pop(f.name) for f in cli_fields(ArchFlags)}
+    arch_options = {**ArchFlags(**arch_flags).arch_options(), **_key_values(arch_option or [])}
+    settings = EncodeSettings(preset, flags, arch_options)
+    if is_batch(inputs, output):
+        settings.resolve(_preset_medium(preset)).validate()  # fail before any file is read
+        tasks = plan(inputs, output, _input_suffixes(), ".inr", recursive)
+        worker = functools.partial(
+            encode_task, settings=settings, force=force, skip_existing=skip_existing
         )
+        columns = [("PSNR", "psnr"), ("SSIM", "ssim"), ("bpp", "bpp")]
+        raise typer.Exit(_run_batch(tasks, worker, jobs, json_output, quiet, columns))
 
     from inrcodec.codec import default_output
 
     source = inputs[0]
-    destination = output or default_output(source, ".inr")
-    if skip_existing and _complete_output(destination):
-        if not quiet:
-            err.print(f"{destination}: exists, skipped", markup=False)
-        return
+    task = Task(source, output or default_output(source, ".inr"))
     with _progress_bar(enabled=not quiet and not json_output) as on_progress:
-        report = encode_task(Task(source, destination), settings, force, on_progress)
+        report = encode_task(task, settings, force, skip_existing, on_progress)
     if json_output:
         _print_json(report)
     elif not quiet:
-        for trial in report["trials"]:
-            verdict = "fits" if trial["fits"] else "misses"
-            err.print(
-                f"tried {trial['size']} {trial['precision']}: {trial['psnr']:.2f} dB, "
-                f"{trial['file_bytes']:,} B, {trial['seconds']:.1f} s ({verdict})",
-                markup=False,
-            )
-        m = report["metrics"]
-        quality = "  ".join(
-            f"{k.upper()} {_fmt(m[k], 4 if k in ('ssim', 'stoi') else 2)}"
-            for k in ("psnr", "ssim", "snr", "stoi")
-            if isinstance(m.get(k), float)
-        )
-        rate = f"{m['bpp']:.3f} bpp" if "bpp" in m else f"{m.get('bps', 0):.0f} bit/s"
-        reason = report["stop_reason"]
-        stopped = "" if reason == "steps" else f", stopped: {reason}"
-        out.print(
-            f"{report['output']}: {quality}  {report['file_bytes']:,} B  {rate}  "
-            f"{report['seconds']:.1f} s  ({report['steps']} steps{stopped}, {report['device']})",
-            soft_wrap=True,
-        )
-    if target_psnr is not None and report["metrics"].get("psnr", 0) < target_psnr and not quiet:
-        err.print(
-            f"warning: --target-psnr {target_psnr:g} not reached; wrote the best found",
-            markup=False,
-        )
-    if report["stop_reason"] == "interrupted":
+        _print_encode(report)
+    if report.get("stop_reason") == "interrupted":
         raise typer.Exit(130)
 
 
-def _size_is_free(targets: tuple, sizes: tuple) -> bool | None:
-    """True when a target is given and no size is; else None, so that a preset's own
-    setting stands."""
-    free = any(t is not None for t in targets) and all(s is None for s in sizes)
-    return True if free else None
-
-
-def _check_settings(settings: dict[str, Any]) -> None:
-    """Fail on a bad preset or option before any file is touched (batch runs included)."""
-    from inrcodec.codec import resolve_options
+def _preset_medium(preset: str | None) -> str:
+    """The medium a batch's settings are checked for before any file is read."""
     from inrcodec.presets import load_preset
 
-    if settings["preset"]:
-        load_preset(settings["preset"])
-    resolve_options(medium="image", **settings).validate()
+    return (load_preset(preset).medium if preset else None) or "image"
+
+
+def _print_encode(report: dict[str, Any]) -> None:
+    if report.get("skipped"):
+        err.print(f"{report['output']}: exists, skipped", markup=False)
+        return
+    for trial in report["trials"]:
+        verdict = "fits" if trial["fits"] else "misses"
+        err.print(
+            f"tried {trial['size']} {trial['precision']}: {trial['quality']:.2f} dB "
+            f"{trial['metric'].upper()}, {trial['file_bytes']:,} B, {trial['seconds']:.1f} s "
+            f"({verdict})",
+            markup=False,
+        )
+    m = report["metrics"]
+    quality = "  ".join(
+        f"{k.upper()} {_fmt(m[k], 4 if k in ('ssim', 'stoi') else 2)}"
+        for k in ("psnr", "ssim", "snr", "stoi")
+        if isinstance(m.get(k), float)
+    )
+    rate = f"{m['bpp']:.3f} bpp" if "bpp" in m else f"{m.get('bps', 0):.0f} bit/s"
+    reason = report["stop_reason"]
+    stopped = "" if reason == "steps" else f", stopped: {reason}"
+    out.print(
+        f"{report['output']}: {quality}  {report['file_bytes']:,} B  {rate}  "
+        f"{report['seconds']:.1f} s  ({report['steps']} steps{stopped}, {report['device']})",
+        soft_wrap=True,
+    )
+    trials = report["trials"]
+    if trials and not any(t["fits"] for t in trials):
+        err.print("warning: no trial met the target; wrote the best found", markup=False)
 
 
 def _key_values(items: list[str]) -> dict[str, Any]:
@@ -448,23 +318,41 @@ def _key_values(items: list[str]) -> dict[str, Any]:
 
 
 class _progress_bar:
-    """Per-step encode progress on stderr; yields the `on_progress` callback (or None)."""
+    """Per-step encode progress on stderr; yields the `on_progress` callback (or None).
+
+    A terminal gets a live bar; a pipe or log file gets plain lines (the first report,
+    then one every `LINE_SECONDS`), so scripts and CI logs see progress too."""
+
+    LINE_SECONDS = 10.0
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled, self.bar = enabled, None
+        self.enabled, self.bar, self.last_line = enabled, None, -math.inf
 
     def __enter__(self):
         if not self.enabled:
             return None
-        self.bar = _rich_progress("encode", "loss {task.fields[loss]}  PSNR {task.fields[psnr]}")
-        self.task = self.bar.add_task("encode", total=None, loss="-", psnr="-")
+        if not err.is_terminal:
+            return self.line
+        self.bar = _rich_progress("encode", "loss {task.fields[loss]}  {task.fields[db]} dB")
+        self.task = self.bar.add_task("encode", total=None, loss="-", db="-")
         return self.update
 
     def update(self, p) -> None:
         fields = {"loss": f"{p.loss:.2e}"}
         if p.psnr is not None:
-            fields["psnr"] = f"{_fmt(p.psnr)} dB"
+            fields["db"] = _fmt(p.psnr)
         self.bar.update(self.task, total=p.total, completed=p.step, **fields)
+
+    def line(self, p) -> None:
+        if p.elapsed - self.last_line < self.LINE_SECONDS:
+            return
+        self.last_line = p.elapsed
+        quality = "" if p.psnr is None else f"  {_fmt(p.psnr)} dB"
+        err.print(
+            f"encode: step {p.step}/{p.total}  loss {p.loss:.2e}{quality}  {p.elapsed:.0f} s",
+            markup=False,
+            soft_wrap=True,
+        )
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -494,7 +382,7 @@ def decode(
     ] = None,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse outputs with more samples than this.")
-    ] = 100_000_000,
+    ] = DEFAULT_MAX_PIXELS,
     device: Device = "auto",
     recursive: Recursive = False,
     jobs: Jobs = 1,
@@ -504,42 +392,26 @@ def decode(
     json_output: Json = False,
 ) -> None:
     """Rebuild signals from .inr files at any resolution, sample rate or frame rate."""
-    from functools import partial
-
-    from inrcodec.batch import Task, decode_task
+    from inrcodec.batch import Task, decode_task, is_batch, plan
 
     asked = {"scale": scale, "size": size, "rate": rate, "fps": fps}
-    request = {k: v for k, v in asked.items() if v is not None}
-    worker = partial(
-        decode_task, request=request, force=force, device=device, max_pixels=max_pixels
+    worker = functools.partial(
+        decode_task,
+        request={k: v for k, v in asked.items() if v is not None},
+        force=force,
+        device=device,
+        max_pixels=max_pixels,
+        skip_existing=skip_existing,
     )
-    if _is_batch(inputs, output):
-        tasks = _tasks(inputs, output, {".inr"}, suffix or ".decoded", recursive)
-        if suffix is None:
-            tasks = [Task(t.source, _decoded_name(t.source, t.output.parent)) for t in tasks]
-        columns = [("shape", "shape")]
-        raise typer.Exit(
-            _run_batch(tasks, worker, jobs, skip_existing, json_output, quiet, columns)
-        )
-    source = inputs[0]
-    target = output or _decoded_name(source, source.parent)
-    if skip_existing and target.exists():
-        return
-    report = worker(Task(source, target))
+    if is_batch(inputs, output):
+        tasks = plan(inputs, output, {".inr"}, suffix, recursive)
+        raise typer.Exit(_run_batch(tasks, worker, jobs, json_output, quiet, [("shape", "shape")]))
+    report = worker(Task(inputs[0], output))
     if json_output:
         _print_json(report)
-    elif not quiet:
+    elif not quiet and not report.get("skipped"):
         shape = "x".join(map(str, report["shape"]))
         out.print(f"{report['output']}: {shape}  {report['seconds']:.2f} s", soft_wrap=True)
-
-
-def _decoded_name(model: Path, folder: Path) -> Path:
-    """MODEL.decoded.<the medium's usual suffix> in `folder`."""
-    from inrcodec.container import read
-    from inrcodec.media import handler_for_medium
-
-    suffix = handler_for_medium(read(model).medium).output_suffix
-    return folder / (model.stem + ".decoded" + suffix)
 
 
 @app.command("eval")
@@ -561,31 +433,24 @@ def evaluate(
     In batch mode each .inr is paired with the reference of the same name (any supported
     extension) in the reference directory.
     """
-    from functools import partial
-
-    from inrcodec.batch import Task, evaluate_task
-    from inrcodec.metrics import compressai_json
+    from inrcodec.batch import Task, evaluate_task, plan_eval
+    from inrcodec.metrics import compressai_json, mean_metrics
 
     if len(paths) < 2:
         raise UsageError("eval needs a model and a reference")
     *models, reference = paths
-    worker = partial(evaluate_task, device=device)
+    worker = functools.partial(evaluate_task, device=device)
     if len(models) == 1 and not models[0].is_dir():
         if reference.is_dir():
             raise UsageError(f"{reference}: give a reference file for a single model")
-        metrics = worker(Task(models[0], None, reference))["metrics"]
+        metrics = worker(Task(models[0], reference=reference))["metrics"]
         if json_output:
             _print_json(compressai_json("inrcodec", f"{models[0]} vs {reference}", metrics))
         else:
             _metrics_table(f"{models[0].name} vs {reference.name}", metrics)
         return
-    if not reference.is_dir():
-        raise UsageError(f"{reference}: with several models, the reference must be a directory")
-    tasks = [
-        Task(model, None, _find_reference(reference, relative))
-        for model, relative in _expand_models(models, recursive)
-    ]
-    outcomes = list(_collect(tasks, worker, jobs, quiet or json_output))
+    tasks = plan_eval(models, reference, _input_suffixes(), recursive)
+    outcomes = _outcomes(tasks, worker, jobs, quiet or json_output)
     ok = [o for o in outcomes if o.status == "ok"]
     if not quiet:
         _summary_table(outcomes, [("PSNR", "psnr"), ("SSIM", "ssim"), ("bpp", "bpp")])
@@ -593,51 +458,12 @@ def evaluate(
         document = compressai_json(
             "inrcodec",
             f"{len(ok)} files vs {reference}",
-            _mean_metrics([o.result["metrics"] for o in ok]),
+            mean_metrics([o.result["metrics"] for o in ok]),
         )
         document["files"] = [o.to_dict() for o in outcomes]
         _print_json(document)
     if len(ok) != len(outcomes):
         raise typer.Exit(1)
-
-
-def _expand_models(models: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
-    from inrcodec.batch import expand
-
-    found = expand(models, {".inr"}, recursive)
-    if not found:
-        raise UsageError("no .inr files found")
-    return found
-
-
-def _find_reference(folder: Path, relative: Path) -> Path:
-    """The file in `folder` with the model's relative name and any supported extension."""
-    stem = folder / relative.with_suffix("")
-    for suffix in sorted(_input_suffixes()):
-        candidate = stem.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return stem.with_suffix(".png")  # missing: the task fails with "no such file"
-
-
-def _collect(tasks: list, worker, jobs: int, quiet: bool):
-    from inrcodec.batch import run
-
-    with _batch_bar(len(tasks), enabled=not quiet) as advance:
-        for outcome in run(tasks, worker, jobs):
-            advance(1)
-            yield outcome
-
-
-def _mean_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean of each scalar metric over files (CompressAI's aggregate)."""
-    keys = [k for k in (results[0] if results else {}) if not isinstance(results[0][k], list)]
-    means = {}
-    for key in keys:
-        values = [r[key] for r in results if key in r and math.isfinite(r[key])]
-        if values:
-            means[key] = sum(values) / len(values)
-    return means
 
 
 def _metrics_table(title: str, metrics: dict[str, Any]) -> None:
@@ -652,7 +478,6 @@ def _metrics_table(title: str, metrics: dict[str, Any]) -> None:
         else:
             value_text = _fmt(value, 4 if abs(value) < 10 else 2)
         table.add_row(key, value_text)
-    out.print(table)
 
 
 @app.command()
@@ -715,17 +540,19 @@ def _graceful_interrupts() -> None:
 
     from inrcodec import batch
 
+    def say(text: str) -> None:
+        # Straight to fd 2: the handler may run while the main thread is inside a rich
+        # print, and rich's console buffer is not reentrant (it would print that twice).
+        os.write(2, f"inrcodec: {text}\n".encode())
+
     def handle(signum, frame) -> None:
         if batch.stop_requested():
             # Not KeyboardInterrupt: the training loop turns that into a graceful stop.
             # SystemExit unwinds everything; atomic outputs delete their temp files.
-            err.print("inrcodec: aborted", markup=False)
+            say("aborted")
             raise SystemExit(130)
         batch.request_stop()
-        err.print(
-            "inrcodec: stopping — writing the best model so far (Ctrl-C again to abort)",
-            markup=False,
-        )
+        say("stopping — writing the best model so far (Ctrl-C again to abort)")
 
     signal.signal(signal.SIGINT, handle)
 
@@ -754,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("INRCODEC_DEBUG"):
             raise
         # A bug, not the user's fault: still one line, with a way to get the details.
-        message = " ".join(str(exc).split())
+        message = one_line(exc)
         err.print(
             f"inrcodec: internal error: {type(exc).__name__}: {message} "
             "(set INRCODEC_DEBUG=1 for the traceback)",

@@ -1,5 +1,10 @@
 """The codec: encode a media file into a `.inr`, decode it at any resolution, evaluate it.
 
+Encoding reads in one direction: `prepare` (read and transform the input once) → `fit`
+(train a network) → `package` (round to the stored precision, serialize) → `judge`
+(decode the serialized bytes as `decode` does and measure) → annotate the header with
+what was measured → write. Searches (search.py) repeat the middle steps per trial.
+
 This is the library behind the CLI. It never prints and never exits; progress goes
 through a callback and problems are raised as `InrcodecError`.
 """
@@ -8,134 +13,22 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inrcodec import __version__, container
+from inrcodec import __version__, container, search
 from inrcodec.atomic import ensure_writable
 from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.fitting import FitConfig, Progress
-from inrcodec.media import Signal, handler_for_medium, handler_for_path
+from inrcodec.ladder import LADDER, size_options
+from inrcodec.media import OutputFormat, Signal, handler_for_medium, handler_for_path
+from inrcodec.options import DEFAULT_MAX_PIXELS, EncodeOptions
 
-DEFAULT_MAX_PIXELS = 100_000_000  # decode refuses larger grids unless raised explicitly
-
-
-@dataclass
-class EncodeOptions:
-    """Everything that shapes an encode; presets fill these, CLI flags override them."""
-
-    arch: str = "siren"
-    transform: str = "sym"
-    steps: int = 1000
-    lr: float = 5e-4
-    lr_final_factor: float = 0.1
-    width: int | None = None  # None: the arch's default
-    depth: int | None = None  # hidden layers (reference convention: 3 -> 5 weight matrices)
-    arch_options: dict[str, Any] = field(default_factory=dict)
-    # Split the grid into tiles of about this many samples per side, one small net each
-    # (models/tiled.py); None or 0: one net for the whole signal.
-    tile_size: int | None = None
-    batch_size: int = 16384  # coordinates per step (random); 0 or >= the grid: full batch
-    eval_every: int = 50
-    seed: int = 3407
-    device: str = "auto"
-    precision: str = "fp16"  # fp32, fp16, int8, int6 or int4
-    qat_steps: int = 0  # int precisions: straight-through fine-tuning steps after fitting
-    time_budget: float | None = None
-    target_psnr: float | None = None  # stop early there; with size_search, also pick the size
-    target_bpp: float | None = None  # pick the best size/precision whose file fits
-    size_search: bool = False  # let a target choose the size from search.LADDER
-    size_preset: str | None = None  # a search.LADDER size, unless width/depth are given
-    patience: int | None = None
-    # torch.compile the training step: "auto" compiles when eager training would take
-    # over a minute (compiling costs ~15 s on 2 cores); "on"; "off".
-    compile: str = "auto"
-    # What part of the input to fit (audio: start/duration in seconds; video: frames and
-    # the longest side in pixels). None means all of it.
-    start: float | None = None
-    duration: float | None = None
-    frames: int | None = None
-    max_side: int | None = None
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any], origin: str) -> EncodeOptions:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(values) - known
-        if unknown:
-            raise UsageError(f"{origin}: unknown option {', '.join(sorted(unknown))}")
-        return cls(**values)
-
-    def hyper_parameters(
-        self, medium: str, grid_shape: tuple[int, ...] | None = None
-    ) -> dict[str, Any]:
-        """The arch's keyword set; tiles follow from `tile_size` once the grid is known."""
-        from inrcodec.models import TILES, hyper_parameters
-        from inrcodec.search import size_options
-
-        sizes: dict[str, Any] = size_options(self.size_preset) if self.size_preset else {}
-        pairs = (("width", self.width), ("depth", self.depth))
-        sizes.update({k: v for k, v in pairs if v is not None})
-        if self.tile_size and grid_shape:
-            sizes[TILES] = [max(1, round(n / self.tile_size)) for n in grid_shape]
-        return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
-
-    def validate(self) -> None:
-        """Refuse bad settings up front, before any file is read or written."""
-        from inrcodec.transforms import get_transform
-
-        if self.precision not in container.PRECISIONS:
-            raise UsageError(
-                f"unknown precision {self.precision!r} (choose {', '.join(container.PRECISIONS)})"
-            )
-        if self.steps < 1:
-            raise UsageError("--steps must be at least 1")
-        if self.qat_steps < 0:
-            raise UsageError("--qat-steps must be 0 or more")
-        if self.target_bpp is not None and not self.target_bpp > 0:
-            raise UsageError("--target-bpp must be positive")
-        if not self.lr > 0:
-            raise UsageError("--lr must be positive")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise UsageError("--tile-size must be 0 (one net) or more")
-        if self.compile not in ("auto", "on", "off"):
-            raise UsageError(f"--compile must be auto, on or off, got {self.compile!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            raise UsageError(f"unknown device {self.device!r} (choose auto, cpu, cuda or mps)")
-        get_transform(self.transform)
-        self.hyper_parameters("image")
-
-    def selection(self) -> dict[str, Any]:
-        """The input-selection options that were set, for the medium's reader."""
-        names = ("start", "duration", "frames", "max_side")
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
-
-
-def resolve_options(
-    preset: str | None,
-    medium: str,
-    flags: dict[str, Any] | None = None,
-    arch_options: dict[str, Any] | None = None,
-) -> EncodeOptions:
-    """Layer the encode settings: the preset (by default the one named after the medium),
-    then explicit flags, then explicit arch options.
-
-    Arch options a preset sets for its own arch do not carry over to another `--arch`.
-    """
-    from inrcodec.presets import default_preset, load_preset
-
-    chosen = load_preset(preset) if preset else default_preset(medium)
-    values: dict[str, Any] = dict(chosen.encode) if chosen else {}
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    if "arch" in flags and flags["arch"] != values.get("arch", EncodeOptions.arch):
-        values.pop("arch_options", None)
-    values.update(flags)
-    if arch_options:
-        values["arch_options"] = {**values.get("arch_options", {}), **arch_options}
-    return EncodeOptions.from_mapping(values, f"preset {chosen.name}" if chosen else "options")
+ProgressCallback = Callable[[Any], None] | None  # called with fitting.Progress
+StopCheck = Callable[[], bool] | None
 
 
 @dataclass
@@ -180,60 +73,6 @@ def default_output(src: Path, suffix: str) -> Path:
     return src.with_name(src.stem + suffix)
 
 
-def encode_file(
-    src: Path,
-    dst: Path,
-    options: EncodeOptions,
-    force: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> EncodeReport:
-    """Fit an INR to `src` and write it to `dst` (atomically).
-
-    With `target_bpp`, or `target_psnr` and `size_search`, several sizes and precisions
-    are tried (search.py) and the chosen one is written; the report lists every trial.
-    If `should_stop` turns true, training ends and the best model so far is written,
-    marked partial in its metadata (`EncodeReport.stop_reason == "interrupted"`).
-    """
-    from inrcodec import search
-
-    options.validate()
-    ensure_writable(dst, force)  # fail before a long encode, not after
-    job = prepare(src, options)
-    trials: list[search.Trial] = []
-    if options.target_bpp is not None:
-        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
-        chosen, trials = search.best_under_bytes(job, options, budget, on_progress, should_stop)
-    elif options.target_psnr is not None and options.size_search:
-        chosen, trials = search.smallest_reaching(job, options, on_progress, should_stop)
-    else:
-        chosen = train_candidates(job, options, [options.precision], on_progress, should_stop)[0]
-    file_bytes = container.write_bytes(dst, chosen.data, force)
-    signal = job.signal
-    metrics = dict(chosen.metrics)
-    metrics.update(
-        job.handler.rate_metrics(file_bytes, signal.grid_shape, signal.num_channels, signal.rate)
-    )
-    return EncodeReport(
-        input=str(src),
-        output=str(dst),
-        medium=signal.medium,
-        arch=chosen.inr.arch,
-        transform=chosen.inr.transform,
-        parameters=chosen.inr.num_parameters,
-        precision=chosen.inr.precision,
-        file_bytes=file_bytes,
-        header_bytes=container.header_bytes(dst),
-        steps=sum(t.steps for t in trials) if trials else chosen.result.steps,
-        seconds=round(sum(t.seconds for t in trials) if trials else chosen.result.seconds, 3),
-        device=job.device,
-        stop_reason=chosen.result.stop_reason,
-        compiled=chosen.result.compiled,
-        metrics=metrics,
-        trials=[t.to_dict() for t in trials],
-    )
-
-
 @dataclass
 class Job:
     """One input, read and transformed once, shared by every trial of an encode."""
@@ -245,7 +84,7 @@ class Job:
     scalars: dict[str, float]
     coords: Any  # torch tensors, on `device`
     targets: Any
-    quality: Callable[[Any], float]
+    quality: Callable[[Any], float]  # transformed-domain prediction -> the medium's dB
 
     def inr_file(
         self, arch: str, hparams: dict[str, Any], precision: str, state: dict[str, Any]
@@ -274,9 +113,9 @@ class Candidate:
     """A trained network packaged at one precision, with what its decode measures."""
 
     inr: container.InrFile
-    data: bytes  # the file as it will be written
+    data: bytes  # the file as it will be written, header facts included
     metrics: dict[str, Any]
-    result: Any  # FitResult
+    result: Any  # fitting.FitResult
 
     @property
     def file_bytes(self) -> int:
@@ -298,90 +137,212 @@ def prepare(src: Path, options: EncodeOptions) -> Job:
     scalars = transform.fit(raw)
     targets = transform.forward(raw, scalars).to(device)
     coords = grid_coords(signal.grid_shape, device)
-    quality = _training_psnr(signal, transform, scalars, raw.to(device), handler.peak(signal))
+    quality = _training_quality(signal, handler, transform, scalars, raw.to(device))
     return Job(signal, handler, device, transform, scalars, coords, targets, quality)
 
 
-def train_candidates(
-    job: Job,
-    options: EncodeOptions,
-    precisions: list[str],
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> list[Candidate]:
-    """Train one network with `options` and package it at each of `precisions`.
-
-    Each package is judged as the decoder will see it: the weights as stored, decoded like
-    `decode` does. Int precisions get `options.qat_steps` of quantization-aware tuning.
-    """
+def _training_quality(signal: Signal, handler, transform, scalars, raw) -> Callable:
+    """The medium's quality in dB (what `eval` reports: PSNR, or SNR for audio) of a
+    transformed-domain prediction, measured in raw units after the inverse transform."""
     import torch
 
-    from inrcodec.fitting import finetune_rounded, fit
+    low, high = signal.value_range
+    power = handler.reference_power(signal)
+
+    def quality(pred: torch.Tensor) -> float:
+        restored = transform.inverse(pred, scalars).clamp(low, high)
+        mse = torch.mean((restored - raw) ** 2).item()
+        if mse == 0:
+            return math.inf
+        return 10 * math.log10(power / mse) if power > 0 else -math.inf  # silent reference
+
+    return quality
+
+
+def encode_file(
+    src: Path,
+    dst: Path,
+    options: EncodeOptions,
+    force: bool = False,
+    on_progress: ProgressCallback = None,
+    should_stop: StopCheck = None,
+) -> EncodeReport:
+    """Fit an INR to `src` and write it to `dst` (atomically).
+
+    With `target_bpp`, or `target_psnr` and `size_search`, several sizes and precisions
+    are tried (search.py) and the chosen one is written; the report lists every trial.
+    If `should_stop` turns true, training ends and the best model so far is written,
+    marked partial in its metadata (`EncodeReport.stop_reason == "interrupted"`).
+    """
+    job = prepare_checked(src, dst, options, force)
+    chosen, trials = choose(job, options, on_progress, should_stop)
+    file_bytes = container.write_bytes(dst, chosen.data, force)
+    signal = job.signal
+    metrics = dict(chosen.metrics)
+    metrics.update(
+        job.handler.rate_metrics(file_bytes, signal.grid_shape, signal.num_channels, signal.rate)
+    )
+    return EncodeReport(
+        input=str(src),
+        output=str(dst),
+        medium=signal.medium,
+        arch=chosen.inr.arch,
+        transform=chosen.inr.transform,
+        parameters=chosen.inr.num_parameters,
+        precision=chosen.inr.precision,
+        file_bytes=file_bytes,
+        header_bytes=container.header_size(chosen.data),
+        steps=sum(t.steps for t in trials) if trials else chosen.result.steps,
+        seconds=round(sum(t.seconds for t in trials) if trials else chosen.result.seconds, 3),
+        device=job.device,
+        stop_reason=chosen.result.stop_reason,
+        compiled=chosen.result.compiled,
+        metrics=metrics,
+        trials=[t.to_dict() for t in trials],
+    )
+
+
+def prepare_checked(src: Path, dst: Path, options: EncodeOptions, force: bool) -> Job:
+    """Refuse bad settings and an unwritable output before reading or training anything."""
+    options.validate(handler_for_path(src).medium)
+    ensure_writable(dst, force)
+    return prepare(src, options)
+
+
+def choose(
+    job: Job, options: EncodeOptions, on_progress: ProgressCallback, should_stop: StopCheck
+) -> tuple[Candidate, list[search.Trial]]:
+    """The candidate to write (after a size/precision search if a target asks for one)."""
+    metric = job.handler.quality_key
+
+    def train_size(size: str | None, precisions: Sequence[str], stop_at: float | None):
+        sized = _sized(options, size, stop_at)
+        return train(job, sized, precisions, on_progress, should_stop)
+
+    if options.target_bpp is not None:
+        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
+        sizes = list(LADDER) if options.size_search else [None]
+        estimate = lambda size: _unpacked_bytes(job, _sized(options, size))  # noqa: E731
+        return search.best_under_bytes(train_size, estimate, budget, sizes, metric, should_stop)
+    if options.target_psnr is not None and options.size_search:
+        return search.smallest_reaching(
+            train_size, options.target_psnr, options.precision, metric, should_stop
+        )
+    return train(job, options, [options.precision], on_progress, should_stop)[0], []
+
+
+def _sized(options: EncodeOptions, size: str | None, stop_at: float | None = None):
+    """`options` at ladder size `size` (one net for the whole signal); None: as given."""
+    if size is not None:
+        options = replace(options, **size_options(size), size_preset=None, tile_size=None)
+    return options if stop_at is None else replace(options, target_psnr=stop_at)
+
+
+def train(
+    job: Job,
+    options: EncodeOptions,
+    precisions: Sequence[str],
+    on_progress: ProgressCallback = None,
+    should_stop: StopCheck = None,
+) -> list[Candidate]:
+    """Fit one network with `options`, then package and judge it at each of `precisions`."""
+    import torch
+
+    from inrcodec.fitting import fit
     from inrcodec.models import build_model
-    from inrcodec.quantize import INT_BITS, fake_quantize
 
     signal = job.signal
     hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
-    config = FitConfig(**{name: getattr(options, name) for name in FitConfig.__dataclass_fields__})
     result = fit(
-        model, job.coords, job.targets, config, job.quality, on_progress, should_stop=should_stop
+        model, job.coords, job.targets, options, job.quality, on_progress, should_stop=should_stop
     )
     candidates = []
     for precision in precisions:
-        state = result.state
-        tuned = precision in INT_BITS and options.qat_steps and result.stop_reason != "interrupted"
-        if tuned:
-            bits = INT_BITS[precision]
-            state, _before, _after = finetune_rounded(
-                model,
-                job.coords,
-                job.targets,
-                config,
-                {k: v.to(job.device) for k, v in state.items()},
-                lambda p, bits=bits: fake_quantize(p, bits),
-                options.qat_steps,
-            )
+        state, tuned = _stored_state(job, options, model, result, precision)
         inr = job.inr_file(options.arch, hparams, precision, state)
-        stored = container.from_bytes(container.to_bytes(inr))
-        metrics = job.handler.metrics(
-            signal, _render(stored, job.handler, signal.grid_shape, job.device)
-        )
-        inr.encoder = {
-            "version": __version__,
-            "steps": result.steps,
-            "seconds": round(result.seconds, 2),
-            "device": job.device,
-            "stop": result.stop_reason,
-            **({"qat_steps": options.qat_steps} if tuned else {}),
-            **{
-                k: round(v, 4)
-                for k, v in metrics.items()
-                if isinstance(v, (int, float)) and math.isfinite(v)  # not per-frame lists
-            },
-        }
-        if options.selection():  # eval reads the same part of the reference
-            inr.encoder["selection"] = options.selection()
-        if result.stop_reason == "interrupted":
-            inr.encoder["partial"] = True
-        candidates.append(Candidate(inr, container.to_bytes(inr), metrics, result))
+        data = container.to_bytes(inr)
+        metrics = judge(job, data)
+        facts = _encoder_facts(job, options, result, metrics, tuned)
+        candidates.append(Candidate(inr, container.with_encoder(data, facts), metrics, result))
     return candidates
 
 
-def _training_psnr(signal: Signal, transform, scalars, raw, peak: float):
-    """PSNR of a transformed-domain prediction, measured in raw units (the honest one)."""
-    import torch
+def _stored_state(job: Job, options: EncodeOptions, model, result, precision: str):
+    """(the parameters to store at `precision`, whether quantization-aware tuning ran).
 
-    low, high = signal.value_range
+    Int precisions get `options.qat_steps` of tuning that rounds each parameter exactly as
+    the container will store it (quantize.stored_rounding)."""
+    from inrcodec.fitting import finetune_rounded
+    from inrcodec.quantize import INT_BITS, stored_rounding
 
-    def quality(pred: torch.Tensor) -> float:
-        restored = transform.inverse(pred, scalars).clamp(low, high)
-        mse = torch.mean((restored - raw) ** 2).item()
-        return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+    if not (precision in INT_BITS and options.qat_steps and result.stop_reason != "interrupted"):
+        return result.state, False
+    names = [name for name, _ in model.named_parameters()]
+    state, _before, _after = finetune_rounded(
+        model,
+        job.coords,
+        job.targets,
+        options,
+        {k: v.to(job.device) for k, v in result.state.items()},
+        stored_rounding(names, precision),
+        options.qat_steps,
+    )
+    return state, True
 
-    return quality
+
+def judge(job: Job, data: bytes) -> dict[str, Any]:
+    """The medium's metrics of `data` decoded exactly as `decode` would decode the file."""
+    stored = container.from_bytes(data)
+    decoded = _render(stored, job.handler, job.signal.grid_shape, job.device)
+    return job.handler.metrics(job.signal, decoded)
+
+
+def _encoder_facts(
+    job: Job, options: EncodeOptions, result, metrics: dict[str, Any], tuned: bool
+) -> dict[str, Any]:
+    """What the header records about the encode (shown by `info`, read by `eval`)."""
+    facts: dict[str, Any] = {
+        "version": __version__,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+        "device": job.device,
+        "stop": result.stop_reason,
+        **({"qat_steps": options.qat_steps} if tuned else {}),
+        **{
+            k: round(v, 4)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and math.isfinite(v)  # not per-frame lists
+        },
+    }
+    if options.selection():  # eval reads the same part of the reference
+        facts["selection"] = options.selection()
+    if result.stop_reason == "interrupted":
+        facts["partial"] = True
+    return facts
+
+
+ENCODER_FACTS_BYTES = 200  # header bytes the encoder facts (steps, seconds, metrics) add
+
+
+def _unpacked_bytes(job: Job, options: EncodeOptions) -> dict[str, int]:
+    """Per search precision: the file size before lossless packing (which can only shrink
+    it), plus a margin for the encoder facts written into the header after judging.
+    Freshly initialised weights stand in for the trained ones: they choose per-row scales
+    alike."""
+    from inrcodec.models import build_model
+
+    signal = job.signal
+    hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
+    model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
+    state = {k: p.detach() for k, p in model.named_parameters()}
+    return {
+        precision: ENCODER_FACTS_BYTES
+        + len(container.to_bytes(job.inr_file(options.arch, hparams, precision, state), ("raw",)))
+        for precision in search.SEARCH_PRECISIONS
+    }
 
 
 def _render(inr: container.InrFile, handler, shape: tuple[int, ...], device: str) -> np.ndarray:
@@ -405,6 +366,14 @@ class DecodeReport:
     seconds: float
 
 
+def decoded_name(src: Path, folder: Path | None = None) -> Path:
+    """MODEL.decoded.<the medium's usual suffix>, in `folder` (default: beside the model).
+
+    The suffix depends on what the file holds, so this reads it."""
+    suffix = handler_for_medium(container.read(src).medium).output_suffix
+    return (folder or src.parent) / (src.stem + ".decoded" + suffix)
+
+
 def decode_file(
     src: Path,
     dst: Path,
@@ -426,7 +395,7 @@ def decode_file(
         )
     ensure_writable(dst, force)
     values = _render(inr, handler, shape, pick_device(device))
-    handler.write(dst, values, inr.channels, inr.bit_depth, rate, force)
+    handler.write(dst, values, OutputFormat(inr.channels, inr.bit_depth, rate), force=force)
     return DecodeReport(str(src), str(dst), list(shape), rate, time.perf_counter() - start)
 
 

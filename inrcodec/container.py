@@ -16,8 +16,10 @@ still read):
   scalars, the signal's grid shape, channel layout, value range, bit depth and rate, the
   coordinate convention, and encoder facts.
 
-Reading validates the whole header against the schema below before anything is
-allocated or built, then loads the tensors with safetensors (no pickle anywhere).
+Reading validates the whole header against the schema below, then sizes the network from
+its hyper-parameters alone and refuses one above MAX_PARAMETERS or MAX_LAYERS, or one that
+the stored weights cannot hold, before anything is allocated or built; only then does it
+load the tensors with safetensors (no pickle anywhere) and build the network's skeleton.
 Parameters are always dequantized to fp32, so every device decodes the same numbers.
 """
 
@@ -29,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError
@@ -42,11 +44,23 @@ from inrcodec.quantize import (
     stored_shape,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
+# Linear layers in all nets together (each net has depth + 2): building a skeleton costs about
+# 0.15 ms a layer, and a zlib/LZMA stream of zeros can make the weights of a million layers
+# fit in a few kilobytes, so the parameter count alone does not bound the reader's work.
+MAX_LAYERS = 1 << 15
+# The most bytes one byte of a zlib or LZMA stream can expand to: deflate's limit is 1032 (a
+# 258-byte match in 2 bits), LZMA's about 7,100 (a 273-byte repeat takes 14 binary decisions
+# of at least 0.022 bits each); zeros measure 1029 and 6841. Rounded up, so that no real
+# stream is refused, yet a 1 KB file cannot claim more than 8 MB of weights.
+_MAX_EXPANSION = {"zlib": 1 << 11, "lzma": 1 << 13}
 _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors dtype, bytes
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 PRECISIONS = (*_FLOATS, *INT_BITS)
@@ -135,6 +149,7 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
 
     from inrcodec.quantize import compress, store_quantized
 
+    _network_size(inr)  # never write what the reader refuses
     model = _skeleton(inr, "meta")
     params = [as_stored(inr.state[name]).float() for name, _ in model.named_parameters()]
     tensors: dict[str, torch.Tensor] = {}
@@ -192,10 +207,16 @@ def read(path: Path | str) -> InrFile:
 
 
 def from_bytes(data: bytes) -> InrFile:
-    """Parse and validate a container; every problem is an InrcodecError."""
+    """Parse and validate a container; every problem is an InrcodecError.
+
+    A hostile header can describe a network of billions of modules in a file of 1 KB, so
+    the network is sized from the hyper-parameters and checked against the limits and the
+    stored weights before its skeleton is built (on the meta device, for its parameter
+    names and shapes).
+    """
     from safetensors.torch import load
 
-    meta = _validated_header(data)
+    meta, w_bytes = _validated_header(data)
     inr = InrFile(
         medium=meta["medium"],
         arch=meta["arch"],
@@ -213,6 +234,34 @@ def from_bytes(data: bytes) -> InrFile:
         rate=meta["rate"],
         encoder=meta["encoder"],
     )
+    _check_scalars(inr)
+    count = _network_size(inr)
+    if not _can_hold(inr.precision, inr.packing, w_bytes, count):
+        raise InrcodecError(
+            f"weights hold {w_bytes} bytes, which cannot be the {count:,} values that arch "
+            f"{inr.arch!r} with {inr.hparams} needs"
+        )
+    _probe(inr)
+    try:
+        tensors = load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise InrcodecError(f"corrupt weights ({exc})") from None
+    # Floats are unpacked first: a stream that is not exactly `count` values is refused
+    # before anything is built. Int codes need the parameter shapes to be unpacked.
+    floats = None if inr.precision in INT_BITS else _floats(inr, tensors["w"], count)
+    model = _skeleton(inr, "meta")
+    shapes = [stored_shape(p) for p in model.parameters()]
+    if floats is None:
+        stored, bits = tensors["w"].numpy().tobytes(), INT_BITS[inr.precision]
+        values = load_quantized(stored, inr.packing, tensors["s"], inr.scale_layout, shapes, bits)
+    else:
+        values = _split(floats, shapes)
+    for (name, p), value in zip(model.named_parameters(), values, strict=True):
+        inr.state[name] = from_stored(value, p)
+    return inr
+
+
+def _check_scalars(inr: InrFile) -> None:
     from inrcodec.transforms import get_transform
 
     if inr.transform not in _transform_names():
@@ -220,55 +269,90 @@ def from_bytes(data: bytes) -> InrFile:
     expected = set(get_transform(inr.transform).scalars)
     if set(inr.scalars) != expected or not all(_finite_number(v) for v in inr.scalars.values()):
         raise InrcodecError(f"transform scalars {inr.scalars} do not match {sorted(expected)}")
+
+
+def _network_size(inr: InrFile) -> int:
+    """The number of values stored for the network `inr` describes, from its
+    hyper-parameters alone: a 1 KB header can describe billions of modules, so the size is
+    refused above MAX_PARAMETERS or MAX_LAYERS before anything is built."""
+    from inrcodec.models import TILES, count_parameters, hyper_parameters
+
+    tiles = inr.hparams.get(TILES)
+    if isinstance(tiles, list) and tiles and len(tiles) != inr.in_features:
+        # The tiled net routes coordinates by axis: a mismatch would crash at decode time.
+        raise InrcodecError(f"tiles {tiles} do not fit a {inr.medium}'s {inr.in_features} axes")
     try:
-        model = _skeleton(inr, "meta")
+        count = count_parameters(inr.arch, inr.in_features, inr.out_features, **inr.hparams)
     except InrcodecError as exc:
         raise InrcodecError(f"invalid network description: {exc}") from None
-    shapes = [(name, stored_shape(p)) for name, p in model.named_parameters()]
-    count = sum(math.prod(shape) for _, shape in shapes)
     if count > MAX_PARAMETERS:
-        raise InrcodecError(f"arch {inr.arch!r} with {inr.hparams} has too many parameters")
-    try:
-        tensors = load(data)
-    except Exception as exc:  # safetensors raises its own error types
-        raise InrcodecError(f"corrupt weights ({exc})") from None
-    values = _parameters(inr, tensors, [shape for _, shape in shapes], count)
-    for (name, p), value in zip(model.named_parameters(), values, strict=True):
-        inr.state[name] = from_stored(value, p)
-    return inr
+        raise InrcodecError(
+            f"arch {inr.arch!r} with {inr.hparams} has too many parameters "
+            f"({count:,}, at most {MAX_PARAMETERS:,})"
+        )
+    full = hyper_parameters(inr.arch, inr.hparams)
+    layers = (full["depth"] + 2) * math.prod(full.get(TILES, []))
+    if layers > MAX_LAYERS:
+        raise InrcodecError(
+            f"arch {inr.arch!r} with {inr.hparams} has too many layers "
+            f"({layers:,} in all nets, at most {MAX_LAYERS:,})"
+        )
+    return count
 
 
-def _parameters(inr: InrFile, tensors: dict, shapes: list, count: int) -> list:
-    """The stored parameters as fp32 tensors of `shapes` (complex ones as (..., 2))."""
+def _probe(inr: InrFile) -> None:
+    """Build one net of `inr` at depth 1 at most on the CPU, as the decoder will build it.
+
+    The meta device skips the builders' value checks (a negative ω makes an empty init
+    range), so a file could read and then fail to build. This net holds at most the
+    already-checked parameter count; the RNG is restored, as a read must not change it.
+    """
+    import torch
+
+    from inrcodec.models import TILES, build_model, hyper_parameters
+
+    full = hyper_parameters(inr.arch, inr.hparams)
+    full["depth"] = min(full["depth"], 1)
+    if TILES in full:
+        full[TILES] = [1] * len(full[TILES])
+    with torch.random.fork_rng(devices=[]):
+        build_model(inr.arch, inr.in_features, inr.out_features, **full)
+
+
+def _can_hold(precision: str, packing: str, w_bytes: int, count: int) -> bool:
+    """Can `w_bytes` bytes of 'w' be `count` values? Raw floats: exactly. Raw int codes:
+    `bits` each, or 2 bytes for those kept fp16. Streams: at most _MAX_EXPANSION bytes per
+    byte, of the floats or of the codes at one byte each."""
+    bits = INT_BITS.get(precision)
+    if packing == "raw":
+        if bits is None:
+            return w_bytes == count * _FLOATS[precision][1]
+        return math.ceil(count * bits / 8) <= w_bytes <= 2 * count
+    least = count if bits else count * _FLOATS[precision][1]
+    return least <= w_bytes * _MAX_EXPANSION[packing]
+
+
+def _floats(inr: InrFile, stored: torch.Tensor, count: int) -> torch.Tensor:
+    """The `count` stored floats as one fp32 tensor; refuses a bad stream, NaN and Inf."""
     import torch
 
     from inrcodec.quantize import decompress
 
-    stored = tensors["w"]
-    if inr.precision in INT_BITS:
-        return load_quantized(
-            stored.numpy().tobytes(),
-            inr.packing,
-            tensors["s"],
-            inr.scale_layout,
-            shapes,
-            INT_BITS[inr.precision],
-        )
-    dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
     if inr.packing == "raw":
         flat = stored
     else:
         size = count * _FLOATS[inr.precision][1]
         raw = decompress(inr.packing, stored.numpy().tobytes(), size)
+        dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
         flat = torch.frombuffer(bytearray(raw), dtype=dtype)
-    if len(flat) != count:
-        raise InrcodecError(
-            f"weights hold {len(flat)} values but arch {inr.arch!r} with {inr.hparams} "
-            f"needs {count}"
-        )
     flat = flat.to(torch.float32)
     if not torch.isfinite(flat).all():
         raise InrcodecError("weights contain NaN or Inf")
+    return flat
+
+
+def _split(flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """`flat` cut into tensors of `shapes`, in order (complex parameters as (..., 2))."""
     values, offset = [], 0
     for shape in shapes:
         n = math.prod(shape)
@@ -287,8 +371,9 @@ def _finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _validated_header(data: bytes) -> dict[str, Any]:
-    """Check the safetensors header and our metadata; return the metadata."""
+def _validated_header(data: bytes) -> tuple[dict[str, Any], int]:
+    """Check the safetensors header and our metadata; return the metadata and the byte
+    length of 'w' (known before the tensors are loaded, to bound the parameter count)."""
     if len(data) < 8:
         raise InrcodecError("truncated file (no safetensors header)")
     size = int.from_bytes(data[:8], "little")
@@ -342,7 +427,8 @@ def _validated_header(data: bytes) -> dict[str, Any]:
         )
     if quantized != ("s" in header) or (quantized and header["s"]["dtype"] != "F32"):
         raise InrcodecError("scales (fp32 's') are stored exactly for int precisions")
-    return meta
+    begin, end = header["w"]["data_offsets"]
+    return meta, end - begin
 
 
 def _member_int(v: Any, allowed: Any) -> bool:
@@ -371,9 +457,9 @@ def _validate_metadata(meta: Any) -> None:
             f"unsupported format version {version!r} (this inrcodec reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
-    if version == 1 and ("pack" in meta or "q" in meta or meta.get("precision") in INT_BITS):
+    if version == 1 and ("pack" in meta or "q" in meta or _member(meta.get("precision"), INT_BITS)):
         raise InrcodecError("format version 1 stores fp16 or fp32 only, unpacked")
-    if meta.get("precision") in INT_BITS and not (
+    if _member(meta.get("precision"), INT_BITS) and not (
         isinstance(meta.get("q"), str) and set(meta["q"]) <= {"t", "c", "h"}
     ):
         raise InrcodecError(f"invalid metadata field 'q': {meta.get('q')!r}")
@@ -417,3 +503,21 @@ def _plain_value(v: Any) -> bool:
     if isinstance(v, list):
         return len(v) <= 3 and _int_list(v)
     return v is None or isinstance(v, (str, bool, int)) or _finite_number(v)
+
+
+def header_size(data: bytes) -> int:
+    """Bytes a serialized container spends on its header (length prefix + JSON)."""
+    return 8 + int.from_bytes(data[:8], "little")
+
+
+def with_encoder(data: bytes, encoder: dict[str, Any]) -> bytes:
+    """`data` with its encoder facts replaced: only the JSON header is rewritten, so the
+    weights, already packed and judged, are written exactly as they were measured."""
+    size = header_size(data) - 8
+    header = json.loads(data[8 : 8 + size])
+    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta["encoder"] = encoder
+    header["__metadata__"]["inrcodec"] = json.dumps(meta, separators=(",", ":"), allow_nan=False)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
+    return len(raw).to_bytes(8, "little") + raw + data[8 + size :]

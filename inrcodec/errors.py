@@ -14,3 +14,10 @@ class UsageError(InrcodecError):
     """A request that cannot be satisfied as asked (conflicting options, bad value)."""
 
     exit_code = 2
+
+
+def one_line(exc: BaseException | str) -> str:
+    """`exc`'s message with its whitespace collapsed, because errors are printed as one line
+    (library messages often span several); the type name when the message is empty."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -169,3 +170,79 @@ def compressai_json(name: str, description: str, results: dict[str, float | list
             for metric, values in results.items()
         },
     }
+
+
+def mean_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean of each scalar metric over files (CompressAI's aggregate); per-frame series and
+    non-finite values (a perfect PSNR) are left out."""
+    keys = [k for k in (results[0] if results else {}) if not isinstance(results[0][k], list)]
+    means = {}
+    for key in keys:
+        values = [r[key] for r in results if key in r and math.isfinite(r[key])]
+        if values:
+            means[key] = sum(values) / len(values)
+    return means
+
+
+def _rd_front(rates: Any, psnrs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The Pareto front of a rate–distortion curve, sorted by rate (and so by PSNR).
+
+    A point beaten by another with no more rate and no less PSNR is dropped: a
+    codec would never pick it, and Bjøntegaard's fits of rate against PSNR (and back)
+    need a curve that rises in both. Non-positive rates and non-finite values are
+    dropped too (no logarithm; a lossless point has no place on the curve).
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    psnrs = np.asarray(psnrs, dtype=np.float64)
+    if rates.shape != psnrs.shape or rates.ndim != 1:
+        raise ValueError(f"rates and PSNRs must be 1-D and alike: {rates.shape} vs {psnrs.shape}")
+    keep = np.isfinite(rates) & np.isfinite(psnrs) & (rates > 0)
+    order = np.lexsort((-psnrs[keep], rates[keep]))  # by rate, the best PSNR first
+    front_rates, front_psnrs, best = [], [], -math.inf
+    for rate, quality in zip(rates[keep][order], psnrs[keep][order], strict=True):
+        if quality > best:
+            front_rates.append(rate)
+            front_psnrs.append(quality)
+            best = quality
+    return np.log(np.array(front_rates)), np.array(front_psnrs)
+
+
+def _bd_mean_gap(
+    x_anchor: np.ndarray, y_anchor: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> float:
+    """Mean of (test − anchor) over the shared x interval, each y a polynomial fit of x
+    of degree min(3, points − 1); nan when the intervals do not overlap."""
+    low = max(x_anchor.min(initial=math.inf), x_test.min(initial=math.inf))
+    high = min(x_anchor.max(initial=-math.inf), x_test.max(initial=-math.inf))
+    if not high > low:
+        return math.nan
+    areas = []
+    for x, y in ((x_anchor, y_anchor), (x_test, y_test)):
+        integral = np.polyint(np.polyfit(x, y, min(3, len(x) - 1)))
+        areas.append(np.polyval(integral, high) - np.polyval(integral, low))
+    return float((areas[1] - areas[0]) / (high - low))
+
+
+def bd_rate(anchor_rates: Any, anchor_psnrs: Any, test_rates: Any, test_psnrs: Any) -> float:
+    """Bjøntegaard delta rate (VCEG-M33), in percent: the mean rate difference of the test
+    curve against the anchor at equal PSNR; negative means the test saves bits.
+
+    As in CompressAI and the `bjontegaard` package: log(rate) is fitted as a cubic of PSNR
+    for each curve (lower degree below 4 points), both fits are integrated over the PSNR
+    interval the curves share, and the mean log-rate gap d gives (exp(d) − 1)·100. Each
+    curve is first reduced to its Pareto front (see `_rd_front`). nan when the PSNR
+    ranges do not overlap (fewer than 2 points on a curve included).
+    """
+    log_a, psnr_a = _rd_front(anchor_rates, anchor_psnrs)
+    log_t, psnr_t = _rd_front(test_rates, test_psnrs)
+    gap = _bd_mean_gap(psnr_a, log_a, psnr_t, log_t)
+    return math.nan if math.isnan(gap) else (math.exp(gap) - 1.0) * 100.0
+
+
+def bd_psnr(anchor_rates: Any, anchor_psnrs: Any, test_rates: Any, test_psnrs: Any) -> float:
+    """Bjøntegaard delta PSNR (VCEG-M33), in dB: the mean PSNR gain of the test curve over
+    the anchor at equal rate; PSNR is fitted as a cubic of log(rate) over the shared
+    log-rate interval. Same fronts, degrees and nan as `bd_rate`."""
+    log_a, psnr_a = _rd_front(anchor_rates, anchor_psnrs)
+    log_t, psnr_t = _rd_front(test_rates, test_psnrs)
+    return _bd_mean_gap(log_a, psnr_a, log_t, psnr_t)

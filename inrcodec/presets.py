@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inrcodec.errors import UsageError
+from inrcodec.errors import UsageError, one_line
 
 
 def preset_dirs() -> list[Path]:
@@ -34,7 +34,7 @@ def _parse(path: Path) -> Preset:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read preset ({' '.join(str(exc).split())})") from None
+        raise UsageError(f"{path}: cannot read preset ({one_line(exc)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("encode", {}), dict):
         raise UsageError(f"{path}: a preset is a mapping with an 'encode' mapping")
     unknown = set(data) - {"description", "medium", "encode"}

@@ -9,9 +9,13 @@ small share of the parameters (in·width + one value per unit).
 
 Uniform symmetric quantization to `bits`-bit integers: q = round(w / s), clamped to
 ±(2^(bits-1) − 1), with an fp32 scale s = max|w| / (2^(bits-1) − 1) either for the whole
-tensor or for each slice along its first axis (a Linear's output channels; a tiled net's
-tiles). Each tensor takes whichever of the two reconstructs it with the lower squared
-error. Dequantization is q·s in fp32, so every device decodes the same numbers.
+tensor or for each row, a row being a slice along the last axis (one output channel of a
+Linear weight (out, in); of a tiled weight (tiles, out, in), one channel of one tile).
+Each tensor takes whichever of the two reconstructs it with the lower squared error.
+Dequantization is q·s in fp32, so every device decodes the same numbers.
+
+`stored_rounding` gives, per parameter, what the file will decode to: quantization-aware
+tuning rounds exactly that (integers where integers are stored, fp16 where fp16 is).
 
 Packing: the stored payload is the bit-packed codes (or the raw floats), or a zlib or
 LZMA stream of them, whichever is smallest for this file (`pack`).
@@ -22,8 +26,9 @@ from __future__ import annotations
 import lzma
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -89,10 +94,33 @@ def _broadcastable(scales: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 
 def fake_quantize(tensor: torch.Tensor, bits: int) -> torch.Tensor:
-    """What the stored tensor will decode to (for quantization-aware fine-tuning)."""
+    """What the stored int tensor will decode to."""
     real = as_stored(tensor)
     restored = dequantize(*quantize(real, bits)).to(real.dtype)
     return from_stored(restored, tensor)
+
+
+def fake_half(tensor: torch.Tensor) -> torch.Tensor:
+    """What a tensor stored as fp16 will decode to."""
+    real = as_stored(tensor)
+    return from_stored(real.half().to(real.dtype), tensor)
+
+
+def stored_rounding(
+    names: Sequence[str], precision: str
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Per parameter name: the function from its value to what the container stores and the
+    decoder reads back at `precision` (fp32 parameters are stored exactly: not listed)."""
+    if precision == "fp32":
+        return {}
+    if precision == "fp16":
+        return dict.fromkeys(names, fake_half)
+    bits = INT_BITS[precision]
+    as_int = partial(fake_quantize, bits=bits)
+    return {
+        name: fake_half if keep else as_int
+        for name, keep in zip(names, kept_in_fp16(names), strict=True)
+    }
 
 
 def as_stored(tensor: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,6 @@ def render(
     out_dtype: np.dtype,
     device: str = "cpu",
     budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    model=None,
 ) -> np.ndarray:
     """Evaluate on the `shape` grid; returns shape + (channels,) in `out_dtype`.
 
@@ -49,7 +48,7 @@ def render(
     from inrcodec.coords import grid_coords
     from inrcodec.transforms import get_transform
 
-    model = (model or inr.build_model()).to(device)
+    model = inr.build_model().to(device)
     transform = get_transform(inr.transform)
     lo, hi = inr.value_range
     total = math.prod(shape)

@@ -1,17 +1,17 @@
 """Pick a network size (and precision) for a quality or size target.
 
-The size ladder runs from COIN-sized nets (Dupont et al. 2021: 10 layers of 28) up to
-the references' 3×256, ordered by parameter count. Two searches use it:
+Both searches walk the size ladder (ladder.py) and train through a callable they are
+given, so they know nothing of media, containers or training; the quality they read is
+the medium's own (`metric`: PSNR for images and video, SNR for audio), in dB.
 
 - `smallest_reaching` (`--target-psnr DB` with the size left free): binary search for
   the smallest ladder size whose *stored* file decodes at ≥ DB. Each trial trains with
   early stopping at DB + `EARLY_STOP_MARGIN_DB` (rounding the weights to the stored
   precision costs a little). Assumes quality grows with size; ~log2(10) ≈ 3–4 trials.
 - `best_under_bytes` (`--target-bpp R`): for each precision (fp16, int8, int6, int4),
-  the largest ladder size whose unpacked file fits R·pixels/8 bytes; each distinct size is
-  trained once and packaged at every precision that chose it; the best decoded PSNR
-  among the files that fit wins. With the size pinned (`--width/--depth/--size-preset`),
-  only the precision is searched.
+  the largest size whose unpacked file fits the budget; each distinct size is trained
+  once and packaged at every precision that chose it; the best decoded quality among the
+  files that fit wins. With the size pinned (size None), only the precision is searched.
 
 Neither is exhaustive; both return every trial, which the CLI prints and `--json` lists.
 """
@@ -19,36 +19,20 @@ Neither is exhaustive; both return every trial, which the CLI prints and `--json
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.ladder import LADDER
 
-# name -> (hidden layers, width); ordered by parameter count (2-D input, 3 channels).
-LADDER: dict[str, tuple[int, int]] = {
-    "3x16": (3, 16),
-    "3x24": (3, 24),
-    "3x32": (3, 32),
-    "coin": (8, 28),  # 10 weight matrices of width 28
-    "3x48": (3, 48),
-    "3x64": (3, 64),
-    "3x96": (3, 96),
-    "3x128": (3, 128),
-    "3x192": (3, 192),
-    "3x256": (3, 256),
-}
 SEARCH_PRECISIONS = ("fp16", "int8", "int6", "int4")
 EARLY_STOP_MARGIN_DB = 0.2
-ENCODER_FACTS_BYTES = 160  # header bytes the encoder facts (steps, seconds, metrics) add
 
-
-def size_options(name: str) -> dict[str, int]:
-    """`--size-preset NAME` as width/depth options."""
-    if name not in LADDER:
-        raise UsageError(f"unknown size preset {name!r} (choose from {', '.join(LADDER)})")
-    depth, width = LADDER[name]
-    return {"depth": depth, "width": width}
+# (ladder size or None for the pinned size, precisions, stop-at quality) -> candidates, each
+# with .inr, .data, .metrics and .result (codec.Candidate).
+Train = Callable[[str | None, Sequence[str], float | None], list[Any]]
+StopCheck = Callable[[], bool] | None
 
 
 @dataclass
@@ -57,7 +41,8 @@ class Trial:
     precision: str
     parameters: int
     file_bytes: int
-    psnr: float
+    metric: str  # the medium's quality measure: "psnr" or "snr"
+    quality: float  # dB
     steps: int
     seconds: float
     fits: bool = True  # within the byte budget (target-bpp), or reached the target (psnr)
@@ -78,18 +63,14 @@ def binary_search_smallest(count: int, reaches: Callable[[int], bool]) -> int | 
     return found
 
 
-def _sized(options, name: str):
-    """The options at ladder size `name` (one net: the ladder sizes are whole-signal nets)."""
-    return dataclasses.replace(options, **size_options(name), size_preset=None, tile_size=None)
-
-
-def _trial(name: str, candidate) -> Trial:
+def _trial(size: str | None, candidate: Any, metric: str) -> Trial:
     return Trial(
-        size=name,
+        size=size or "pinned",
         precision=candidate.inr.precision,
         parameters=candidate.inr.num_parameters,
         file_bytes=candidate.file_bytes,
-        psnr=round(candidate.metrics["psnr"], 4),
+        metric=metric,
+        quality=round(candidate.metrics[metric], 4),
         steps=candidate.result.steps,
         seconds=round(candidate.result.seconds, 2),
     )
@@ -99,27 +80,21 @@ class _Stopped(Exception):
     """`should_stop` turned true between two trials."""
 
 
-def smallest_reaching(job, options, on_progress=None, should_stop=None):
+def smallest_reaching(
+    train: Train, target: float, precision: str, metric: str, should_stop: StopCheck = None
+) -> tuple[Any, list[Trial]]:
     """(the chosen candidate, every trial): see the module docstring."""
-    from inrcodec.codec import train_candidates
-
     names = list(LADDER)
-    target = options.target_psnr
     tried: dict[int, Any] = {}
     trials: list[Trial] = []
 
     def reaches(index: int) -> bool:
-        trial_options = dataclasses.replace(
-            _sized(options, names[index]), target_psnr=target + EARLY_STOP_MARGIN_DB
-        )
         if tried and should_stop is not None and should_stop():
             raise _Stopped
-        candidate = train_candidates(
-            job, trial_options, [options.precision], on_progress, should_stop
-        )[0]
+        candidate = train(names[index], [precision], target + EARLY_STOP_MARGIN_DB)[0]
         tried[index] = candidate
-        trial = _trial(names[index], candidate)
-        trial.fits = trial.psnr >= target
+        trial = _trial(names[index], candidate, metric)
+        trial.fits = trial.quality >= target
         trials.append(trial)
         return trial.fits
 
@@ -129,61 +104,48 @@ def smallest_reaching(job, options, on_progress=None, should_stop=None):
         reached = [i for i, t in zip(tried, trials, strict=True) if t.fits]
         found = min(reached) if reached else None
     if found is None:  # nothing reached the target: keep the best one tried
-        found = max(tried, key=lambda i: tried[i].metrics["psnr"])
+        found = max(tried, key=lambda i: tried[i].metrics[metric])
     return tried[found], trials
 
 
-def best_under_bytes(job, options, budget: float, on_progress=None, should_stop=None):
-    """(the chosen candidate, every trial): see the module docstring."""
-    from inrcodec.codec import train_candidates
+def best_under_bytes(
+    train: Train,
+    estimate: Callable[[str | None], dict[str, int]],
+    budget: float,
+    sizes: Sequence[str | None],
+    metric: str,
+    should_stop: StopCheck = None,
+) -> tuple[Any, list[Trial]]:
+    """(the chosen candidate, every trial): see the module docstring.
 
-    names = list(LADDER) if options.size_search else ["pinned"]
-    sizes = {name: _unpacked_bytes(job, options, name) for name in names}
-    plan: dict[str, list[str]] = {}  # size -> precisions that chose it
+    `estimate(size)` gives each search precision's file size before lossless packing
+    (which can only shrink it); `sizes` is the ladder, or [None] for the pinned size.
+    """
+    estimates = {size: estimate(size) for size in sizes}
+    plan: dict[str | None, list[str]] = {}  # size -> precisions that chose it
     for precision in SEARCH_PRECISIONS:
-        fitting = [n for n in names if sizes[n][precision] <= budget]
+        fitting = [s for s in sizes if estimates[s][precision] <= budget]
         if fitting:
             plan.setdefault(fitting[-1], []).append(precision)
     if not plan:
-        smallest = min(sizes[names[0]].values())
+        smallest = min(estimates[sizes[0]].values())
         raise UsageError(
             f"--target-bpp allows {budget:.0f} bytes; the smallest file this search can "
             f"write needs about {smallest:.0f}"
         )
     trials: list[Trial] = []
     best = None
-    for name, precisions in plan.items():
+    for size, precisions in plan.items():
         if should_stop is not None and should_stop():
             break
-        sized = options if name == "pinned" else _sized(options, name)
-        for candidate in train_candidates(job, sized, precisions, on_progress, should_stop):
-            trial = _trial(name, candidate)
+        for candidate in train(size, precisions, None):
+            trial = _trial(size, candidate, metric)
             trial.fits = candidate.file_bytes <= budget
             trials.append(trial)
-            if trial.fits and (best is None or trial.psnr > best.metrics["psnr"]):
+            if trial.fits and (best is None or trial.quality > best.metrics[metric]):
                 best = candidate
             if candidate.result.stop_reason == "interrupted":
                 break
     if best is None:
         raise InrcodecError(f"no trial fitted {budget:.0f} bytes (see the trials)")
     return best, trials
-
-
-def _unpacked_bytes(job, options, name: str) -> dict[str, int]:
-    """Per search precision: the file size before lossless packing (which can only
-    shrink it), plus a margin for the encoder facts written into the header after
-    training. Freshly initialised weights stand in for the trained ones: they choose
-    per-row scales alike."""
-    from inrcodec import container
-    from inrcodec.models import build_model
-
-    sized = options if name == "pinned" else _sized(options, name)
-    signal = job.signal
-    hparams = sized.hyper_parameters(signal.medium, signal.grid_shape)
-    model = build_model(sized.arch, len(signal.grid_shape), signal.num_channels, **hparams)
-    state = {k: p.detach() for k, p in model.named_parameters()}
-    return {
-        precision: ENCODER_FACTS_BYTES
-        + len(container.to_bytes(job.inr_file(sized.arch, hparams, precision, state), ("raw",)))
-        for precision in SEARCH_PRECISIONS
-    }

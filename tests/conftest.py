@@ -13,12 +13,20 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 DEMO_IMAGE = REPO / "inrcodec" / "data" / "demo.png"
 
 
+def demo_crop(folder: Path, size: int = 32) -> Path:
+    """A size×size centre crop of the committed demo photo (real texture, tiny), written
+    to `folder/crop{size}.png`: the one crop every test fixture uses."""
+    image = Image.open(DEMO_IMAGE)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    path = folder / f"crop{size}.png"
+    image.crop((left, top, left + size, top + size)).save(path)
+    return path
+
+
 @pytest.fixture
 def crop32(tmp_path: Path) -> Path:
-    """A 32x32 RGB crop of the committed demo photo (real texture, tiny)."""
-    path = tmp_path / "crop32.png"
-    Image.open(DEMO_IMAGE).crop((16, 16, 48, 48)).save(path)
-    return path
+    """The 32x32 demo crop, in this test's own folder (outputs may land beside it)."""
+    return demo_crop(tmp_path)
 
 
 @pytest.fixture
@@ -34,11 +42,11 @@ def gradient_image(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_inr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A quickly trained .inr of the 32x32 crop (fp32 weights), shared by decode tests."""
-    from inrcodec.codec import EncodeOptions, encode_file
+    from inrcodec.codec import encode_file
+    from inrcodec.options import EncodeOptions
 
     folder = tmp_path_factory.mktemp("tiny")
-    src = folder / "crop.png"
-    Image.open(DEMO_IMAGE).crop((16, 16, 48, 48)).save(src)
+    src = demo_crop(folder)
     options = EncodeOptions(steps=60, width=32, depth=2, precision="fp32", device="cpu")
     encode_file(src, folder / "crop.inr", options)
     return folder / "crop.inr"

@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from inrcodec import container
-from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, evaluate_file
+from inrcodec.codec import decode_file, describe, encode_file, evaluate_file
 from inrcodec.coords import grid_coords
 from inrcodec.models import build_model, hyper_parameters
-from tests.conftest import DEMO_IMAGE
+from inrcodec.options import EncodeOptions
+from tests.conftest import demo_crop
 from tests.test_audio import tone, wav
 from tests.test_container import make_inr
 from tests.test_video import gif, pattern
@@ -45,9 +46,7 @@ def tiny_options(arch: str, steps: int) -> EncodeOptions:
 
 @pytest.fixture(scope="module")
 def crop16(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("archs") / "crop16.png"
-    Image.open(DEMO_IMAGE).crop((24, 24, 40, 40)).save(path)
-    return path
+    return demo_crop(tmp_path_factory.mktemp("archs"), 16)
 
 
 @pytest.mark.parametrize("arch", list(TINY))

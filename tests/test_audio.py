@@ -12,12 +12,15 @@ import pytest
 import soundfile as sf
 
 from inrcodec.cli import main
-from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, evaluate_file
+from inrcodec.codec import decode_file, describe, encode_file, evaluate_file
 from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import handler_for_path
-from inrcodec.media.audio import HANDLER, audio_to_output, read_audio
+from inrcodec.media import OutputFormat, handler_for_medium, handler_for_path
+from inrcodec.media.audio import audio_to_output, read_audio
 from inrcodec.metrics import si_snr_db
+from inrcodec.options import EncodeOptions
 from tests.conftest import SHARED_DATA
+
+HANDLER = handler_for_medium("audio")
 
 RATE = 16000
 LIBRISPEECH = SHARED_DATA / "librispeech" / "121-121726-00.flac"
@@ -100,21 +103,23 @@ def test_24_bit_8_channel_float_and_ogg_files(tmp_path: Path) -> None:
 def test_pcm_output_round_trip_is_exact(tmp_path: Path, bits: int, subtype: str) -> None:
     signal = read_audio(wav(tmp_path / "in.wav", tone(0.05), subtype))
     out = tmp_path / "out.wav"
-    HANDLER.write(out, audio_to_output(signal.values, bits), "mono", bits, RATE, force=False)
+    output_format = OutputFormat("mono", bits, RATE)
+    HANDLER.write(out, audio_to_output(signal.values, bits), output_format, force=False)
     assert sf.info(out).subtype == subtype
     np.testing.assert_array_equal(read_audio(out).values, signal.values)
 
 
 def test_output_format_follows_the_suffix(tmp_path: Path) -> None:
     values = audio_to_output(tone(0.05), 32)
-    HANDLER.write(tmp_path / "f.wav", values, "mono", 32, RATE, force=False)
-    HANDLER.write(tmp_path / "f.flac", values, "mono", 32, RATE, force=False)
+    mono_float = OutputFormat("mono", 32, RATE)
+    HANDLER.write(tmp_path / "f.wav", values, mono_float, force=False)
+    HANDLER.write(tmp_path / "f.flac", values, mono_float, force=False)
     assert sf.info(tmp_path / "f.wav").subtype == "FLOAT"
     assert sf.info(tmp_path / "f.flac").subtype == "PCM_24"  # FLAC has no float samples
     with pytest.raises(InrcodecError, match=r"use \.wav or \.flac"):
-        HANDLER.write(tmp_path / "f.mp3", values, "mono", 32, RATE, force=False)
+        HANDLER.write(tmp_path / "f.mp3", values, mono_float, force=False)
     with pytest.raises(InrcodecError, match="--force"):
-        HANDLER.write(tmp_path / "f.wav", values, "mono", 32, RATE, force=False)
+        HANDLER.write(tmp_path / "f.wav", values, mono_float, force=False)
 
 
 def bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -247,7 +252,7 @@ def test_cli_round_trip(tone_wav: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_audio_preset_is_the_reference_network() -> None:
-    from inrcodec.codec import resolve_options
+    from inrcodec.options import resolve_options
 
     options = resolve_options(None, "audio")
     hparams = options.hyper_parameters("audio")

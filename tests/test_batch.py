@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -87,9 +86,10 @@ def test_decode_a_folder(folder, tmp_path, capsys):
 
 
 def _encode_in_background(tmp_path: Path) -> subprocess.Popen:
-    """A full-batch encode slow enough (seconds per step) that Ctrl-C lands mid-step."""
+    """A full-batch encode of a million steps, so that Ctrl-C lands mid-run,
+    returned once training has begun: its first progress line is on stderr."""
     src = tmp_path / "in.png"
-    Image.open(DEMO_IMAGE).resize((320, 320)).save(src)
+    Image.open(DEMO_IMAGE).resize((160, 160)).save(src)
     code = "import sys; from inrcodec.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = [
         sys.executable,
@@ -105,10 +105,12 @@ def _encode_in_background(tmp_path: Path) -> subprocess.Popen:
         "0",
         "--device",
         "cpu",
-        "--quiet",
+        "--compile",
+        "off",
     ]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # the handler is installed before torch is even imported
+    first = proc.stderr.readline()
+    assert first.startswith("encode: step 0/"), first
     return proc
 
 

@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from inrcodec import container
-from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, evaluate_file
+from inrcodec.codec import decode_file, describe, encode_file, evaluate_file
 from inrcodec.coords import grid_coords
 from inrcodec.errors import InrcodecError, UsageError
 from inrcodec.models import build_model
+from inrcodec.options import EncodeOptions
 from inrcodec.render import chunk_points, render
 
 
@@ -48,7 +49,7 @@ def test_scale_one_reproduces_the_training_grid_exactly(tiny_inr, tmp_path):
 
 
 def test_eval_matches_what_encode_reported(tiny_inr):
-    reference = tiny_inr.with_name("crop.png")
+    reference = tiny_inr.with_name("crop32.png")
     metrics = evaluate_file(tiny_inr, reference, device="cpu")
     facts = describe(tiny_inr)
     assert metrics["psnr"] == pytest.approx(facts["encoder"]["psnr"], abs=1e-3)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 
 import pytest
 import torch
 
-from inrcodec import container
+from inrcodec import container, models
 from inrcodec.errors import InrcodecError
-from inrcodec.models import build_model, hyper_parameters
+from inrcodec.models import available, build_model, count_parameters, hyper_parameters
+from inrcodec.quantize import stored_shape
 
 
 def make_inr(precision: str = "fp32", width: int = 16, **overrides) -> container.InrFile:
@@ -248,10 +251,11 @@ def _quantized_with() -> bytes:
         (lambda d: with_metadata(d, pack="brotli"), "'pack'"),
         (lambda d: with_metadata(d, pack="lzma"), "corrupt lzma|expands"),
         (lambda d: with_metadata(d, pack="zlib"), "corrupt zlib|expands"),
-        (lambda d: with_metadata(d, precision="int8"), "packed weights"),
+        (lambda d: with_metadata(d, precision="int8"), "packed weights|cannot be"),
         (lambda d: with_metadata(d, precision="fp16"), "disagrees|scales"),
         (lambda d: with_metadata(d, format=1), "version 1"),
         (lambda d: with_metadata(d, hp={"width": 17, "depth": 2}), "packed weights|scale"),
+        (lambda d: with_metadata(d, hp={"width": 16, "depth": 9}), "cannot be"),
     ],
 )
 def test_corrupt_quantized_files_are_refused_with_a_reason(mutate, message):
@@ -284,3 +288,120 @@ def test_a_hostile_stream_cannot_expand_without_bound():
     bomb = zlib.compress(b"\x00" * 10_000_000)
     with pytest.raises(InrcodecError, match="expands"):
         decompress("zlib", bomb, 1000)
+
+
+@pytest.mark.parametrize("arch", sorted(available()))
+@pytest.mark.parametrize(
+    ("in_features", "width", "depth", "tiles"),
+    [(2, 8, 0, []), (2, 5, 3, []), (1, 3, 2, [4]), (3, 4, 1, [2, 1, 3]), (2, 16, 2, [2, 3])],
+)
+def test_count_parameters_equals_the_built_models_stored_values(
+    arch: str, in_features: int, width: int, depth: int, tiles: list[int]
+):
+    hp = {"width": width, "depth": depth, **({"degree": 3, "rank": 2} if arch == "sl2a" else {})}
+    if tiles:
+        hp["tiles"] = tiles
+    try:
+        model = build_model(arch, in_features, 3, **hp)
+    except InrcodecError as exc:  # an arch that cannot be tiled is refused alike
+        with pytest.raises(InrcodecError, match=re.escape(str(exc).split(": ")[-1])):
+            count_parameters(arch, in_features, 3, **hp)
+        return
+    stored = sum(math.prod(stored_shape(p)) for p in model.parameters())
+    assert count_parameters(arch, in_features, 3, **hp) == stored
+
+
+def test_count_parameters_validates_the_hyper_parameters_first():
+    with pytest.raises(InrcodecError, match="no option"):
+        count_parameters("siren", 2, 3, colour=1)
+    with pytest.raises(InrcodecError, match="out of range"):
+        count_parameters("siren", 2, 3, depth=-1)
+    with pytest.raises(InrcodecError, match="unknown arch"):
+        count_parameters("nope", 2, 3)
+    with pytest.raises(InrcodecError, match="no option name"):
+        count_parameters("siren", 2, 3, name="x")  # a file's key cannot collide
+
+
+def _forbid_big_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any build beyond one tile at depth 1 (what count_parameters builds on the meta
+    device), and the container's skeleton, fail the test."""
+    real = models.build_model
+
+    def guarded(name: str, in_features: int, out_features: int, **hp):
+        assert hp.get("depth", 3) <= 1 and math.prod(hp.get("tiles", [])) <= 1, hp
+        return real(name, in_features, out_features, **hp)
+
+    monkeypatch.setattr(models, "build_model", guarded)
+    monkeypatch.setattr(container, "_skeleton", lambda *a, **k: pytest.fail("skeleton built"))
+
+
+@pytest.mark.parametrize(
+    ("precision", "packing", "hp", "message"),
+    [
+        # The issue's example: 4,096 nets of 65,537 layers described in a ~1 KB file.
+        ("fp16", "raw", {"depth": 65536, "tiles": [64, 64]}, "too many parameters"),
+        ("int4", "lzma", {"depth": 65536, "tiles": [64, 64]}, "too many parameters"),
+        ("fp16", "lzma", {"width": 1, "depth": 65536}, "too many layers"),
+        ("fp16", "zlib", {"width": 1, "depth": 60, "tiles": [64, 64]}, "too many layers"),
+        ("fp16", "raw", {"width": 8, "depth": 900}, "cannot be"),
+        ("int4", "raw", {"width": 8, "depth": 900}, "cannot be"),
+        ("fp32", "lzma", {"width": 64, "depth": 1000}, "cannot be"),
+        ("int8", "zlib", {"width": 64, "depth": 1000}, "cannot be"),
+    ],
+)
+def test_huge_networks_in_small_files_are_refused_before_anything_is_built(
+    monkeypatch: pytest.MonkeyPatch, precision: str, packing: str, hp: dict, message: str
+):
+    data = with_metadata(
+        container.to_bytes(make_inr(precision, width=8), packings=(packing,)), hp=hp
+    )
+    assert len(data) < 1500
+    _forbid_big_builds(monkeypatch)
+    with pytest.raises(InrcodecError, match=message):
+        container.from_bytes(data)
+
+
+def test_the_refusal_names_the_count_and_the_limit(monkeypatch: pytest.MonkeyPatch):
+    data = with_metadata(
+        container.to_bytes(make_inr("fp16")), hp={"depth": 65536, "tiles": [64, 64]}
+    )
+    _forbid_big_builds(monkeypatch)
+    with pytest.raises(InrcodecError) as refused:
+        container.from_bytes(data)
+    assert "too many parameters" in str(refused.value)
+    assert f"{container.MAX_PARAMETERS:,}" in str(refused.value)
+
+
+def test_tiles_must_match_the_mediums_axes():
+    data = container.to_bytes(make_inr("fp16"))
+    with pytest.raises(InrcodecError, match="do not fit"):
+        container.from_bytes(with_metadata(data, hp={"width": 16, "depth": 2, "tiles": [2]}))
+
+
+def test_values_the_builder_refuses_on_the_cpu_are_refused_on_reading():
+    # The meta device does not check an init range; a negative ω makes an empty one.
+    data = container.to_bytes(make_inr("fp16"))
+    state = torch.get_rng_state()
+    bad = {"width": 16, "depth": 2, "hidden_omega": -1.0}
+    with pytest.raises(InrcodecError, match="cannot build"):
+        container.from_bytes(with_metadata(data, hp=bad))
+    assert torch.equal(torch.get_rng_state(), state)  # reading leaves the RNG alone
+
+
+def test_the_writer_refuses_what_the_reader_would():
+    with pytest.raises(InrcodecError, match="too many layers"):
+        container.to_bytes(make_inr("fp16", hparams={"width": 1, "depth": 40000}))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "int4"])
+@pytest.mark.parametrize("packing", ["zlib", "lzma"])
+def test_the_most_compressible_weights_still_read(precision: str, packing: str):
+    """All-zero weights are the most compressible stream a writer can make: the bound on
+    a stream's expansion must not refuse them (about 800,000 values here)."""
+    hp = hyper_parameters("siren", {"width": 512, "depth": 3})
+    state = {
+        k: torch.zeros_like(v) for k, v in build_model("siren", 2, 3, **hp).state_dict().items()
+    }
+    data = container.to_bytes(make_inr(precision, hparams=hp, state=state), packings=(packing,))
+    back = container.from_bytes(data)
+    assert back.num_parameters == sum(v.numel() for v in state.values())

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inrcodec.codec import EncodeOptions, decode_file, encode_file, evaluate_file, pick_device
+from inrcodec.codec import decode_file, encode_file, evaluate_file, pick_device
+from inrcodec.options import EncodeOptions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

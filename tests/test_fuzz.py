@@ -6,27 +6,36 @@ The suite runs a few hundred cases; `benchmarks/fuzz_container.py` runs 10,000+.
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 
 from inrcodec import container
 from inrcodec.errors import InrcodecError
-from tests.inr_mutations import mutated
-from tests.test_container import make_inr
+from tests.inr_mutations import field_mutated, mutated, sample_files
 
-# One valid file per storage path: floats packed as the encoder picks, bit-packed int codes,
-# and zlib/LZMA streams of codes.
-VALID = {
-    "fp16": container.to_bytes(make_inr("fp16", width=8)),
-    "int6-raw": container.to_bytes(make_inr("int6", width=8), packings=("raw",)),
-    "int4-zlib": container.to_bytes(make_inr("int4", width=8), packings=("zlib",)),
-    "int8-lzma": container.to_bytes(make_inr("int8", width=8), packings=("lzma",)),
-}
+SAMPLES = sample_files()
+# Byte-level mutations on one file per storage path: floats, bit-packed int codes, zlib and
+# LZMA streams, complex and tiled nets.
+BYTE_SEEDS = [
+    "siren-fp16-raw",
+    "siren-int6-raw",
+    "siren-int4-zlib",
+    "siren-int8-lzma",
+    "finer-wavelet-tiled-6x1-int4-raw",
+]
 
 
-@pytest.mark.parametrize("kind", list(VALID))
-def test_mutated_files_are_read_or_refused_cleanly(kind: str):
-    settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))(
-        given(mutated(VALID[kind]))(_read_or_refuse)
+@pytest.mark.parametrize("name", BYTE_SEEDS)
+def test_mutated_files_are_read_or_refused_cleanly(name: str):
+    settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))(
+        given(mutated(SAMPLES[name]))(_read_or_refuse)
+    )()
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_files_with_edited_metadata_fields_are_read_or_refused_cleanly(name: str):
+    settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))(
+        given(field_mutated(SAMPLES[name]))(_read_or_refuse)
     )()
 
 
@@ -37,4 +46,5 @@ def _read_or_refuse(data: bytes) -> None:
         assert str(exc) and "\n" not in str(exc)
         return
     assert inr.num_parameters > 0  # survived: it must be a complete, consistent model
-    inr.build_model()
+    out = inr.build_model()(torch.zeros(4, inr.in_features))  # and one that runs
+    assert out.shape == (4, inr.out_features)

@@ -13,6 +13,12 @@ from PIL import Image
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError
+from inrcodec.media import (
+    OutputFormat,
+    handler_for_medium,
+    handler_for_path,
+    supported_extensions,
+)
 from inrcodec.media import image as image_module
 from inrcodec.media.image import image_to_uint, read_image, write_image
 
@@ -331,6 +337,17 @@ def test_existing_output_needs_force(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
 
 
+def test_the_handler_writes_the_recorded_layout_and_depth(tmp_path: Path) -> None:
+    original = random_uint8("L").astype(np.uint16) * 257
+    path = tmp_path / "x.png"
+    handler_for_medium("image").write(path, original, OutputFormat("L", 16), force=False)
+
+    signal = read_image(path)
+
+    assert (signal.channels, signal.bit_depth) == ("L", 16)
+    np.testing.assert_array_equal(image_to_uint(signal.values, 16), original)
+
+
 def test_failed_save_leaves_no_temp_file_and_keeps_the_old_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,3 +420,22 @@ def test_atomic_output_reports_an_unwritable_directory(
     with pytest.raises(InrcodecError, match="not writable"), atomic_output(tmp_path / "x", False):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the media registry --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "medium"), [("a.PNG", "image"), ("a.flac", "audio"), ("a.mkv", "video")]
+)
+def test_the_suffix_picks_the_registered_handler(name: str, medium: str) -> None:
+    handler = handler_for_path(Path(name))
+
+    assert handler is handler_for_medium(medium)
+    assert handler.medium == medium
+    assert handler.extensions <= supported_extensions()
+
+
+def test_an_unknown_suffix_is_refused() -> None:
+    with pytest.raises(InrcodecError, match=r"unsupported file type '\.xyz'"):
+        handler_for_path(Path("a.xyz"))

@@ -10,21 +10,20 @@ import torch
 from PIL import Image
 
 from inrcodec import container
-from inrcodec.codec import EncodeOptions, decode_file, encode_file, evaluate_file
+from inrcodec.codec import decode_file, encode_file, evaluate_file
 from inrcodec.coords import grid_coords
 from inrcodec.fitting import FitConfig, finetune_rounded
 from inrcodec.models import build_model
-from inrcodec.quantize import fake_quantize
+from inrcodec.options import EncodeOptions
+from inrcodec.quantize import stored_rounding
+from tests.conftest import demo_crop
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, request) -> tuple:
     """A 32x32 crop fitted once in fp32, and its InrFile."""
-    from tests.conftest import DEMO_IMAGE
-
     folder = tmp_path_factory.mktemp("quantized")
-    src = folder / "crop.png"
-    Image.open(DEMO_IMAGE).crop((16, 16, 48, 48)).save(src)
+    src = demo_crop(folder)
     options = EncodeOptions(arch="finer", steps=200, lr=3e-3, width=24, depth=2, precision="fp32")
     encode_file(src, folder / "fp32.inr", options)
     return src, container.read(folder / "fp32.inr")
@@ -73,22 +72,24 @@ def test_quantization_aware_steps_lower_the_rounded_loss():
     torch.manual_seed(0)
     coords = grid_coords((24, 24))
     targets = torch.sin(3 * coords[:, :1]) * torch.cos(2 * coords[:, 1:])
-    model = build_model("finer", 2, 1, width=16, depth=1)
+    model = build_model("finer", 2, 1, width=32, depth=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(200):
         optimizer.zero_grad()
         torch.mean((model(coords) - targets) ** 2).backward()
         optimizer.step()
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    config = FitConfig(lr=1e-3, lr_final_factor=1.0, batch_size=0, eval_every=5)
+    config = FitConfig(lr=1e-4, lr_final_factor=1.0, batch_size=0, eval_every=5)
+    names = [name for name, _ in model.named_parameters()]
+    rounding = stored_rounding(names, "int4")
     state, before, after = finetune_rounded(
-        model, coords, targets, config, start, lambda p: fake_quantize(p, 4), steps=40
+        model, coords, targets, config, start, rounding, steps=40
     )
     assert after < 0.8 * before
     model.load_state_dict(state)
     with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(fake_quantize(p, 4))
+        for name, p in model.named_parameters():
+            p.copy_(rounding[name](p))
         assert torch.mean((model(coords) - targets) ** 2).item() == pytest.approx(after, rel=1e-5)
 
 

@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from inrcodec import container
 from inrcodec.cli import app
-from inrcodec.codec import EncodeOptions, encode_file
+from inrcodec.codec import encode_file
 from inrcodec.errors import UsageError
+from inrcodec.ladder import LADDER, size_options
 from inrcodec.models import build_model, hyper_parameters
-from inrcodec.search import LADDER, binary_search_smallest, size_options
+from inrcodec.options import EncodeOptions
+from inrcodec.search import binary_search_smallest
 
 
 @pytest.mark.parametrize("threshold", range(0, 11))
@@ -58,7 +60,7 @@ def test_target_bpp_writes_the_best_file_under_the_budget(crop32, tmp_path):
     fitting = [t for t in report.trials if t["fits"]]
     assert fitting and all(t["file_bytes"] <= 4096 for t in fitting)
     assert report.file_bytes <= 4096 and report.metrics["bpp"] <= budget_bpp
-    assert report.metrics["psnr"] == pytest.approx(max(t["psnr"] for t in fitting), abs=1e-3)
+    assert report.metrics["psnr"] == pytest.approx(max(t["quality"] for t in fitting), abs=1e-3)
     # Every precision of the search was tried at the largest size its file allows.
     assert {t["precision"] for t in report.trials} == {"fp16", "int8", "int6", "int4"}
     assert container.read(tmp_path / "x.inr").precision == report.precision
@@ -83,7 +85,7 @@ def test_target_psnr_search_from_the_command_line(crop32, tmp_path):
     trials = report["trials"]
     assert 1 <= len(trials) <= 4
     reached = [t for t in trials if t["fits"]]
-    assert reached and all(t["psnr"] >= 24 for t in reached)
+    assert reached and all(t["quality"] >= 24 and t["metric"] == "psnr" for t in reached)
     names = list(LADDER)
     # The written file is the smallest size that reached the target...
     smallest = min(reached, key=lambda t: names.index(t["size"]))

@@ -14,14 +14,17 @@ import soundfile as sf
 from PIL import Image
 
 from inrcodec.cli import main
-from inrcodec.codec import EncodeOptions, decode_file, describe, encode_file, evaluate_file
+from inrcodec.codec import decode_file, describe, encode_file, evaluate_file
 from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import Signal, handler_for_path
+from inrcodec.media import Signal, handler_for_medium, handler_for_path
 from inrcodec.media import video as video_module
 from inrcodec.media.image import image_to_uint
-from inrcodec.media.video import HANDLER, read_video, write_video
+from inrcodec.media.video import read_video, write_video
 from inrcodec.metrics import psnr
+from inrcodec.options import EncodeOptions
 from tests.conftest import SHARED_DATA
+
+HANDLER = handler_for_medium("video")
 
 REALSHORT = SHARED_DATA / "video" / "realshort.mp4"
 TINY = EncodeOptions(steps=60, lr=5e-3, width=32, depth=2, batch_size=2048, device="cpu")

@@ -18,17 +18,17 @@ import numpy as np
 import soundfile as sf
 
 from inrcodec.atomic import atomic_output
-from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import (
-    MediumHandler,
-    Signal,
+from inrcodec.errors import InrcodecError, UsageError, one_line
+from inrcodec.media import register_medium
+from inrcodec.media.base import MediumHandler, OutputFormat, Signal
+from inrcodec.media.helpers import (
     check_input_file,
     known_rate,
-    one_line,
     positive,
     refuse_options,
     retimed_length,
 )
+from inrcodec.metrics import mse, si_snr_db, snr_db, stoi
 
 # A float32 copy of 2**26 samples is 256 MiB, about 23 minutes of 48 kHz mono; an INR
 # fitted to more takes days on a CPU. --start/--duration pick a part.
@@ -171,10 +171,16 @@ def write_audio(
             raise InrcodecError(f"{path}: cannot write {fmt} ({one_line(exc)})") from exc
 
 
+@register_medium
 class AudioHandler(MediumHandler):
     medium = "audio"
     extensions = frozenset({".wav", ".flac", ".ogg"})
     output_suffix = ".wav"
+    quality_key = "snr"
+
+    def reference_power(self, signal: Signal) -> float:
+        """Mean square amplitude: the training quality is then the SNR that eval reports."""
+        return float(np.mean(signal.values.astype(np.float64) ** 2))
 
     def read(self, path: Path, **selection) -> Signal:
         refuse_options(selection, {"start", "duration"}, "audio", f"{path}: ")
@@ -226,21 +232,14 @@ class AudioHandler(MediumHandler):
         return audio_to_output(raw, bit_depth)
 
     def write(
-        self,
-        path: Path,
-        values: np.ndarray,
-        channels: str,
-        bit_depth: int,
-        rate: float | None,
-        force: bool,
+        self, path: Path, values: np.ndarray, output_format: OutputFormat, *, force: bool
     ) -> None:
-        write_audio(path, values, bit_depth, known_rate(rate, "sample rate"), force)
+        rate = known_rate(output_format.rate, "sample rate")
+        write_audio(path, values, output_format.bit_depth, rate, force)
 
     def metrics(self, reference: Signal, decoded: np.ndarray) -> dict[str, float]:
         """SNR, true SI-SNR (with the projection), STOI and MSE of what is written (the
         decoded samples at the output bit depth) against the reference amplitudes."""
-        from inrcodec.metrics import mse, si_snr_db, snr_db, stoi
-
         ref, est = reference.values.astype(np.float64), output_amplitudes(decoded)
         return {
             "snr": snr_db(ref, est),
@@ -258,6 +257,3 @@ class AudioHandler(MediumHandler):
             "bps": 8.0 * file_bytes / seconds,
             "bits_per_sample": 8.0 * file_bytes / (shape[0] * channels),
         }
-
-
-HANDLER = AudioHandler()

@@ -15,16 +15,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from inrcodec.atomic import atomic_output
-from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import (
-    MediumHandler,
-    Signal,
-    check_input_file,
-    one_line,
-    positive,
-    refuse_options,
-)
-from inrcodec.metrics import bits_per_pixel, compression_ratio
+from inrcodec.errors import InrcodecError, UsageError, one_line
+from inrcodec.media import register_medium
+from inrcodec.media.base import MediumHandler, OutputFormat, Signal
+from inrcodec.media.helpers import check_input_file, positive, refuse_options
+from inrcodec.metrics import bits_per_pixel, compression_ratio, psnr, ssim
 
 # A float32 RGBA copy of 2**26 pixels is 1 GiB; fitting an INR to more is impractical.
 # Kept below Pillow's own decompression-bomb limit so that ours is the one users hit.
@@ -195,6 +190,7 @@ def write_image(
         im.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 
 
+@register_medium
 class ImageHandler(MediumHandler):
     medium = "image"
     extensions = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -217,21 +213,13 @@ class ImageHandler(MediumHandler):
         return image_to_uint(raw, bit_depth)
 
     def write(
-        self,
-        path: Path,
-        values: np.ndarray,
-        channels: str,
-        bit_depth: int,
-        rate: float | None,
-        force: bool,
+        self, path: Path, values: np.ndarray, output_format: OutputFormat, *, force: bool
     ) -> None:
-        write_image(path, values, channels, bit_depth, force)
+        write_image(path, values, output_format.channels, output_format.bit_depth, force)
 
     def metrics(self, reference: Signal, decoded: np.ndarray) -> dict[str, float]:
         """PSNR (peak 255) and SSIM on the decoded output, against the reference rounded
         to the same bit depth (exact for 8- and 16-bit sources)."""
-        from inrcodec.metrics import psnr, ssim
-
         scale = 1.0 if decoded.dtype == np.uint8 else 1 / 257
         test = decoded.astype(np.float64) * scale
         ref = image_to_uint(reference.values, reference.bit_depth).astype(np.float64) * scale
@@ -275,6 +263,3 @@ def _parse_size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise UsageError(f"--size must be positive, got {text!r}")
     return height, width
-
-
-HANDLER = ImageHandler()

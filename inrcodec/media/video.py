@@ -26,18 +26,18 @@ import numpy as np
 from PIL import Image
 
 from inrcodec.atomic import atomic_output, ensure_writable
-from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.media import (
-    MediumHandler,
-    Signal,
+from inrcodec.errors import InrcodecError, UsageError, one_line
+from inrcodec.media import register_medium
+from inrcodec.media.base import MediumHandler, OutputFormat, Signal
+from inrcodec.media.helpers import (
     check_input_file,
     known_rate,
-    one_line,
     positive,
     refuse_options,
     retimed_length,
 )
 from inrcodec.media.image import image_to_uint, pixel_rate_metrics, spatial_shape
+from inrcodec.metrics import psnr, ssim
 
 # A float32 RGB copy of 2**26 voxels is 768 MiB, and fitting holds coordinates and
 # targets of the same size; --frames and --max-side pick a smaller part.
@@ -204,6 +204,7 @@ def write_video(path: str | Path, values: np.ndarray, fps: float, force: bool = 
         )
 
 
+@register_medium
 class VideoHandler(MediumHandler):
     medium = "video"
     extensions = frozenset({".mp4", ".mov", ".mkv", ".webm", ".gif"})
@@ -268,21 +269,13 @@ class VideoHandler(MediumHandler):
         return image_to_uint(raw, 8)
 
     def write(
-        self,
-        path: Path,
-        values: np.ndarray,
-        channels: str,
-        bit_depth: int,
-        rate: float | None,
-        force: bool,
+        self, path: Path, values: np.ndarray, output_format: OutputFormat, *, force: bool
     ) -> None:
-        write_video(path, values, known_rate(rate, "frame rate"), force)
+        write_video(path, values, known_rate(output_format.rate, "frame rate"), force)
 
     def metrics(self, reference: Signal, decoded: np.ndarray) -> dict[str, float | list[float]]:
         """Per-frame PSNR (peak 255) and SSIM of the 8-bit output against the reference
         frames, their means and minima (the worst frame is what a viewer notices)."""
-        from inrcodec.metrics import psnr, ssim
-
         ref = image_to_uint(reference.values, 8)
         psnrs = [psnr(r, d) for r, d in zip(ref, decoded, strict=True)]
         ssims = [ssim(r, d) for r, d in zip(ref, decoded, strict=True)]
@@ -300,6 +293,3 @@ class VideoHandler(MediumHandler):
     ) -> dict[str, float]:
         """bpp over every pixel of every frame: bits / (T·H·W)."""
         return pixel_rate_metrics(file_bytes, shape, channels)
-
-
-HANDLER = VideoHandler()

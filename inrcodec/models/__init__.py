@@ -125,6 +125,33 @@ def build_model(name: str, in_features: int, out_features: int, **hp: Any):
         raise InrcodecError(f"cannot build arch {name!r} with {full}: {exc}") from None
 
 
+def count_parameters(name: str, in_features: int, out_features: int, /, **hp: Any) -> int:
+    """Real values in the arch's parameters as a container stores them (a complex element is
+    two), found without building the network at its depth or tiling.
+
+    Sizes come from untrusted files, whose headers may ask for 65,536 layers in each of
+    4,096 tiles: the reader must know the size before it builds anything. Every arch
+    repeats one identical hidden layer `depth` times and the tiles are copies of one net,
+    so one net at depth 0 and 1 on the meta device (no memory) gives the count. It is built
+    with one tile per axis so that an arch that cannot be tiled is refused as build_model
+    refuses it. Positional-only, so a file's hyper-parameter named "name" cannot collide.
+    """
+    import torch
+
+    full = hyper_parameters(name, hp)
+    tiles = full.pop(TILES, [])
+    depth = full.pop("depth")
+    one_tile = {TILES: [1] * len(tiles)} if tiles else {}
+
+    def stored(at_depth: int) -> int:
+        with torch.device("meta"):
+            model = build_model(name, in_features, out_features, depth=at_depth, **full, **one_tile)
+        return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+
+    shallow = stored(0)
+    return (shallow + depth * (stored(1) - shallow)) * math.prod(tiles)
+
+
 def _load_builtins() -> None:
     # Importing the modules registers their builders.
     from inrcodec.models import finer, siren, sl2a, spder  # noqa: F401

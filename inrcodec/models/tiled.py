@@ -1,10 +1,18 @@
-"""Tiling: one small periodic MLP per tile of the coordinate box, run together with bmm.
+"""Tiling: one small network per tile of the coordinate box, all tiles run at once.
 
-A CPU lever, not a method from the papers. A 3×256 network spends ~130k multiply-adds on
-every pixel; 24 tiles of 3×64 networks spend ~9k, hold twice the parameters between them,
-and so fit far more epochs in the same minutes. Each tile sees its own coordinates
-rescaled to [-1, 1], so every tile network is an ordinary SIREN/FINER/SPDER net with the
-reference initialisation (they are built by the arch's own builder and stacked).
+An engineering lever for the CPU, not a method from the papers. A 3×256 network spends
+~130k multiply-adds on every pixel; 24 tiles of 3×64 networks spend ~9k, hold twice the
+parameters between them, and so fit far more epochs in the same minutes. Each tile sees
+its own coordinates rescaled to [-1, 1] and has its own net, built by the arch's builder
+with the reference initialisation.
+
+The wrapper does not know the inner layout. It needs only that every parameter of the
+inner net sits in an `nn.Linear` with a bias and that everything else in its forward acts
+on each point alone (true of SIREN, FINER, FINER++ and SPDER; SL2A is refused). The
+tiles' Linear weights are stacked, and a copy of the first net runs its own forward with
+each Linear swapped for a batched one, on (tiles, points, features) tensors.
+(`torch.vmap` over `functional_call` would need no Linear at all, but cannot run SPDER's
+custom autograd function and measured slower.)
 
 Points are grouped by tile with a sort, padded to the largest group and pushed through
 batched matmuls; the padding is computed and thrown away (about 10 % for random batches).
@@ -13,48 +21,63 @@ Tiles meet without overlap, so an upscaled decode can show faint seams at tile b
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
-from inrcodec.models.siren import PeriodicMLP
+# Worst case of padded over real points in a decode chunk: a chunk that just spans one row
+# of tiles along the first axis, plus a few points in the rows on either side, computes
+# three full rows. Random training batches pad far less.
+DECODE_PADDING = 3
+# Routing tensors (local coordinates, sort order, slots, inverse), bytes per real point.
+ROUTING_BYTES = 128
 
 
 class TiledMLP(nn.Module):
-    """`tiles[d]` equal tiles along input axis d, each an independent copy of `nets[0]`'s
-    layout with its own weights (`nets` holds one freshly initialised net per tile)."""
+    """`tiles[d]` equal tiles along input axis d; `nets` holds one freshly built net per tile,
+    all of one layout.
 
-    def __init__(self, nets: Sequence[PeriodicMLP], tiles: Sequence[int]) -> None:
+    Parameters keep the inner net's names and order; a weight is stacked to
+    (tiles, out, in), a bias to (tiles, 1, out).
+    """
+
+    def __init__(self, nets: Sequence[nn.Module], tiles: Sequence[int]) -> None:
         super().__init__()
-        if not all(isinstance(net, PeriodicMLP) for net in nets):
-            raise ValueError("only SIREN-layout nets (siren, finer*, spder) can be tiled")
         if math.prod(tiles) != len(nets):
             raise ValueError("one net per tile is needed")
-        layers = [list(net.net) for net in nets]
+        inner = nets[0]
+        for name, module in inner.named_modules():
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                continue
+            if next(module.parameters(recurse=False), None) is not None:
+                raise ValueError(
+                    "only nets whose parameters all sit in nn.Linear layers can be tiled "
+                    f"(siren, finer*, spder); {type(module).__name__} {name!r} holds others"
+                )
+        self.net = copy.deepcopy(inner)
+        for name, module in inner.named_modules():
+            if isinstance(module, nn.Linear):
+                parent, _, child = name.rpartition(".")
+                stacked = _TiledLinear([net.get_submodule(name) for net in nets])
+                setattr(self.net.get_submodule(parent), child, stacked)
+        self.count = len(nets)
         self.register_buffer("tiles", torch.tensor(tiles, dtype=torch.long), persistent=False)
         strides = [math.prod(tiles[d + 1 :]) for d in range(len(tiles))]
         self.register_buffer("strides", torch.tensor(strides, dtype=torch.long), persistent=False)
-        self.activations = [(layer.activation, layer.omega) for layer in layers[0][:-1]]
-        linears = [[getattr(layer, "linear", layer) for layer in net] for net in layers]
-        self.layers = nn.ModuleList(
-            _TiledLinear([net[i] for net in linears]) for i in range(len(linears[0]))
-        )
-        self.bytes_per_point = 4 * 5 * max(layer.weight.shape[1] for layer in self.layers)
+        self.bytes_per_point = DECODE_PADDING * _inner_bytes_per_point(inner) + ROUTING_BYTES
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         x, slot, position, inverse, active = self._route(coords)
-        h = x
-        for i, layer in enumerate(self.layers):
-            w, b = (layer.weight, layer.bias)
-            if active is not None:
-                w, b = w[active], b[active]
-            h = torch.baddbmm(b, h.to(w.dtype), w.transpose(1, 2))
-            if i < len(self.activations):
-                activation, omega = self.activations[i]
-                h = activation(h, omega)
-        return h[slot, position][inverse].real
+        if active is None:
+            h = self.net(x)
+        else:
+            present = {name: p[active] for name, p in self.net.named_parameters()}
+            h = functional_call(self.net, present, (x,))
+        return h[slot, position][inverse]
 
     @torch.compiler.disable
     def _route(self, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -70,7 +93,7 @@ class TiledMLP(nn.Module):
         tile = (cell.long() * self.strides).sum(-1)
         order = torch.argsort(tile)
         tile_sorted = tile[order]
-        counts = torch.bincount(tile_sorted, minlength=len(self.layers[0].weight))
+        counts = torch.bincount(tile_sorted, minlength=self.count)
         active = counts.nonzero().squeeze(1)
         slot_of_tile = torch.full_like(counts, -1)
         slot_of_tile[active] = torch.arange(len(active), device=coords.device)
@@ -85,11 +108,23 @@ class TiledMLP(nn.Module):
         return x, slot, position, inverse, None if len(active) == len(counts) else active
 
 
+def _inner_bytes_per_point(net: nn.Module) -> int:
+    """The net's own activation bytes per point: its `bytes_per_point`, else render.py's
+    default for it (four fp32 activations of its widest layer)."""
+    declared = getattr(net, "bytes_per_point", None)
+    if declared is not None:
+        return declared
+    return 4 * 4 * max(p.shape[0] for p in net.parameters() if p.dim() == 2)
+
+
 class _TiledLinear(nn.Module):
-    """Linear layers of every tile: weight (tiles, out, in) as nn.Linear's per tile, bias
+    """The Linear layers of every tile: weight (tiles, out, in) as nn.Linear's per tile, bias
     (tiles, 1, out) to broadcast over the points in baddbmm."""
 
     def __init__(self, linears: Sequence[nn.Linear]) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in linears]))
         self.bias = nn.Parameter(torch.stack([lin.bias.detach()[None] for lin in linears]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight.transpose(1, 2))

@@ -74,15 +74,37 @@ def main_(folder: Path) -> None:
     encode("v2_siren_int6", CROP, folder, *small, "--precision", "int6")
     encode("v2_siren_int4", CROP, folder, *small, "--precision", "int4")
     encode(
-        "v2_finer_tiled_int8", CROP, folder, *small, "--arch", "finer", "--tile-size", "24",
-        "--precision", "int8",
+        "v2_finer_tiled_int8",
+        CROP,
+        folder,
+        *small,
+        "--arch",
+        "finer",
+        "--tile-size",
+        "24",
+        "--precision",
+        "int8",
     )
     encode(
         "v2_wavelet_fp16", CROP, folder, *small, "--arch", "finer-wavelet", "--precision", "fp16"
     )
     encode(
-        "v2_sl2a_fp16", CROP, folder, *common, "--arch", "sl2a", "--width", "16", "--depth", "2",
-        "-O", "degree=8", "-O", "rank=4", "--precision", "fp16",
+        "v2_sl2a_fp16",
+        CROP,
+        folder,
+        *common,
+        "--arch",
+        "sl2a",
+        "--width",
+        "16",
+        "--depth",
+        "2",
+        "-O",
+        "degree=8",
+        "-O",
+        "rank=4",
+        "--precision",
+        "fp16",
     )
     t = np.arange(800) / 8000
     tone = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)).astype(
@@ -99,8 +121,20 @@ def main_(folder: Path) -> None:
         suffix = ".wav" if "audio" in inr_path.name else ".png"
         for scale in ("1", "2"):
             out = folder / f"out{suffix}"
-            code = main(["decode", str(inr_path), "-o", str(out), "--scale", scale,
-                         "--device", "cpu", "--force", "--quiet"])
+            code = main(
+                [
+                    "decode",
+                    str(inr_path),
+                    "-o",
+                    str(out),
+                    "--scale",
+                    scale,
+                    "--device",
+                    "cpu",
+                    "--force",
+                    "--quiet",
+                ]
+            )
             assert code == 0, inr_path
             entry[f"scale{scale}"] = decoded_md5(out)
             out.unlink()

@@ -1,0 +1,221 @@
+"""Encode options: each declared once, as a dataclass field with its default and help.
+
+`FitConfig` holds what the training loop reads, `EncodeOptions` adds what the codec reads,
+and `ArchFlags` the shortcuts for arch hyper-parameters. The CLI derives one flag from
+every field that carries a help text (`option(...)`), presets set the same names, and
+`resolve_options` layers them: defaults < preset < flags < arch options. This module
+imports no torch, so building the CLI stays instant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from inrcodec.errors import UsageError
+
+DEFAULT_MAX_PIXELS = 100_000_000  # decode refuses larger grids unless raised explicitly
+
+
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A dataclass field that is also a CLI flag (`cli`: extra typer.Option arguments)."""
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+def cli_fields(cls: type) -> list:
+    """The fields of `cls` that are CLI flags, in declaration order."""
+    return [f for f in fields(cls) if "help" in f.metadata]
+
+
+@dataclass
+class FitConfig:
+    """What the training loop reads (fitting.py). These defaults are the encoder's:
+    `EncodeOptions` extends this class, so each is declared once."""
+
+    steps: int = option(1000, "Optimizer steps (at most).")
+    lr: float = option(5e-4, "Adam learning rate at the start (decays to 0.1x by the end).")
+    lr_final_factor: float = 0.1  # lr decays exponentially to lr·factor at the end of the run
+    batch_size: int = option(
+        16384, "Random coordinates per step; 0 (or more than the grid) = full batch."
+    )
+    eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
+    seed: int = option(3407, "Random seed (initialisation and mini-batch sampling).")
+    time_budget: float | None = option(
+        None, "Stop after this many seconds of training; the lr schedule follows it."
+    )
+    # The medium decides what the quality measures: PSNR for images and video, SNR for
+    # audio (the metric `eval` reports).
+    target_psnr: float | None = option(
+        None,
+        "Stop once the quality reaches this many dB (PSNR; SNR for audio); unless a size "
+        "is given, also search for the smallest size that reaches it.",
+    )
+    # Checked at evaluations only, so in mini-batch mode it is in effect rounded up to
+    # whole `eval_every` intervals.
+    patience: int | None = option(None, "Stop after this many steps without a new best loss.")
+    compile: str = option("auto", "torch.compile training: auto (when it pays off), on, off.")
+
+
+@dataclass
+class EncodeOptions(FitConfig):
+    """Everything that shapes an encode; presets fill these, CLI flags override them."""
+
+    arch: str = option("siren", "Architecture (see `inrcodec archs`).")
+    transform: str = option("sym", "Value transform: sym, minmax, zscore, gamma[:β], boxcox.")
+    width: int | None = option(None, "Hidden width (default: the arch's).")
+    depth: int | None = option(None, "Hidden layers (3 = 5 weight matrices).")
+    tile_size: int | None = option(
+        None, "One small net per tile of about N samples a side (0 = one net)."
+    )
+    size_preset: str | None = option(
+        None,
+        "Network size: 3x16, 3x24, 3x32, coin (8x28), 3x48, 3x64, 3x96, 3x128, 3x192 or "
+        "3x256 (hidden layers x width).",
+    )
+    precision: str = option("fp16", "Stored weights: fp32, fp16, int8, int6 or int4.")
+    qat_steps: int = option(
+        0, "int precisions: quantization-aware fine-tuning steps after fitting."
+    )
+    target_bpp: float | None = option(
+        None,
+        "Search the size (unless given) and precision for the best quality whose file "
+        "fits this many bits per sample.",
+    )
+    device: str = option("auto", "auto, cpu, cuda or mps.")
+    # What part of the input to fit; None means all of it.
+    start: float | None = option(None, "Audio: start at this second.")
+    duration: float | None = option(None, "Audio: fit this many seconds.")
+    frames: int | None = option(None, "Video: fit the first N frames.")
+    max_side: int | None = option(None, "Video: downscale so the longest side is at most this.")
+    arch_options: dict[str, Any] = field(default_factory=dict)  # the arch's keyword set
+    size_search: bool = False  # let a target choose the size from the ladder
+
+    def hyper_parameters(
+        self, medium: str, grid_shape: tuple[int, ...] | None = None
+    ) -> dict[str, Any]:
+        """The arch's keyword set; tiles follow from `tile_size` once the grid is known."""
+        from inrcodec.ladder import size_options
+        from inrcodec.models import TILES, hyper_parameters
+
+        sizes: dict[str, Any] = size_options(self.size_preset) if self.size_preset else {}
+        pairs = (("width", self.width), ("depth", self.depth))
+        sizes.update({k: v for k, v in pairs if v is not None})
+        if self.tile_size and grid_shape:
+            sizes[TILES] = [max(1, round(n / self.tile_size)) for n in grid_shape]
+        return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
+
+    def validate(self, medium: str = "image") -> None:
+        """Refuse bad settings up front, before any file is read or written."""
+        from inrcodec.container import PRECISIONS
+        from inrcodec.transforms import get_transform
+
+        if self.precision not in PRECISIONS:
+            raise UsageError(
+                f"unknown precision {self.precision!r} (choose {', '.join(PRECISIONS)})"
+            )
+        _at_least(self.steps, 1, "--steps")
+        _at_least(self.qat_steps, 0, "--qat-steps")
+        _at_least(self.eval_every, 1, "eval_every")
+        if self.patience is not None:
+            _at_least(self.patience, 1, "--patience")
+        if self.tile_size is not None:
+            _at_least(self.tile_size, 0, "--tile-size")
+        for value, flag in (
+            (self.lr, "--lr"),
+            (self.time_budget, "--time-budget"),
+            (self.target_bpp, "--target-bpp"),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{flag} must be a positive number, got {value:g}")
+        if self.compile not in ("auto", "on", "off"):
+            raise UsageError(f"--compile must be auto, on or off, got {self.compile!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise UsageError(f"unknown device {self.device!r} (choose auto, cpu, cuda or mps)")
+        get_transform(self.transform)
+        self.hyper_parameters(medium)
+
+    def selection(self) -> dict[str, Any]:
+        """The input-selection options that were set, for the medium's reader."""
+        names = ("start", "duration", "frames", "max_side")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+
+def _at_least(value: int, low: int, flag: str) -> None:
+    if value < low:
+        raise UsageError(f"{flag} must be at least {low}, got {value}")
+
+
+@dataclass
+class ArchFlags:
+    """Shortcuts for arch hyper-parameters (any other: `-O KEY=VALUE`)."""
+
+    omega: float | None = option(None, "ω0 of the first and hidden layers (SIREN, FINER, SPDER).")
+    first_bias_scale: float | None = option(None, "FINER: first-layer bias ~ U(-k, k).")
+    damping: str | None = option(None, "SPDER damping: sqrt or arctan.")
+    degree: int | None = option(None, "SL2A Chebyshev degree K.")
+    rank: int | None = option(None, "SL2A low-rank r.")
+
+    def arch_options(self) -> dict[str, Any]:
+        """The given shortcuts as arch keywords (ω0 sets the first and hidden layers')."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        given = {k: v for k, v in given.items() if v is not None}
+        omega = given.pop("omega", None)
+        if omega is not None:
+            given.update(first_omega=omega, hidden_omega=omega)
+        return given
+
+
+@dataclass
+class EncodeSettings:
+    """What the user asked for, before it meets an input: a preset, flags, arch options.
+
+    Resolved per file (`resolve`), since the default preset depends on the medium.
+    """
+
+    preset: str | None = None
+    flags: dict[str, Any] = field(default_factory=dict)  # EncodeOptions fields that were set
+    arch_options: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, medium: str) -> EncodeOptions:
+        return resolve_options(self.preset, medium, self.flags, self.arch_options)
+
+
+SIZE_FIELDS = ("width", "depth", "size_preset")
+TARGET_FIELDS = ("target_psnr", "target_bpp")
+
+
+def resolve_options(
+    preset: str | None,
+    medium: str,
+    flags: dict[str, Any] | None = None,
+    arch_options: dict[str, Any] | None = None,
+) -> EncodeOptions:
+    """Layer the encode settings: the preset (by default the one named after the medium),
+    then explicit flags, then explicit arch options.
+
+    Policy decided here, not in the CLI:
+    - a preset made for another medium is refused;
+    - arch options a preset sets for its own arch do not carry over to another `--arch`;
+    - a target (`--target-psnr/--target-bpp`) chooses the size unless the flags fix it.
+    """
+    from inrcodec.presets import default_preset, load_preset
+
+    chosen = load_preset(preset) if preset else default_preset(medium)
+    if chosen is not None and chosen.medium not in (None, medium):
+        raise UsageError(f"preset {chosen.name!r} is made for {chosen.medium}, not {medium}")
+    values: dict[str, Any] = dict(chosen.encode) if chosen else {}
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if "arch" in flags and flags["arch"] != values.get("arch", EncodeOptions.arch):
+        values.pop("arch_options", None)
+    values.update(flags)
+    if any(k in flags for k in TARGET_FIELDS) and not any(k in flags for k in SIZE_FIELDS):
+        values["size_search"] = True
+    if arch_options:
+        values["arch_options"] = {**values.get("arch_options", {}), **arch_options}
+    known = {f.name for f in fields(EncodeOptions)}
+    unknown = set(values) - known
+    if unknown:
+        origin = f"preset {chosen.name}" if chosen else "options"
+        raise UsageError(f"{origin}: unknown option {', '.join(sorted(unknown))}")
+    return EncodeOptions(**values)
