@@ -190,7 +190,7 @@ def _with_flags(*declarations: type) -> Callable[[Callable], Callable]:
         for declaration in declarations:
             hints = typing.get_type_hints(declaration)
             for spec in cli_fields(declaration):
-                flag = typer.Option(help=spec.metadata["help"], **spec.metadata["cli"])
+                flag = typer.Option(*spec.metadata["flags"], help=spec.metadata["help"])
                 added.append(
                     inspect.Parameter(
                         spec.name,

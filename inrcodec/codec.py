@@ -84,7 +84,20 @@ class Job:
     scalars: dict[str, float]
     coords: Any  # torch tensors, on `device`
     targets: Any
+    raw: Any  # the signal's values (N, C) in raw units, on `device`
     quality: Callable[[Any], float]  # transformed-domain prediction -> the medium's dB
+
+    def distortion(self, pred: Any) -> float:
+        """MSE of a transformed-domain prediction in raw units over the quality's
+        reference power: 10·log10(1/D) is the medium's quality in dB."""
+        return self._mse(pred, self.raw) / self.handler.reference_power(self.signal)
+
+    def _mse(self, pred: Any, raw: Any) -> float:
+        import torch
+
+        low, high = self.signal.value_range
+        restored = self.transform.inverse(pred, self.scalars).clamp(low, high)
+        return torch.mean((restored - raw) ** 2).item()
 
     def inr_file(
         self, arch: str, hparams: dict[str, Any], precision: str, state: dict[str, Any]
@@ -137,8 +150,9 @@ def prepare(src: Path, options: EncodeOptions) -> Job:
     scalars = transform.fit(raw)
     targets = transform.forward(raw, scalars).to(device)
     coords = grid_coords(signal.grid_shape, device)
-    quality = _training_quality(signal, handler, transform, scalars, raw.to(device))
-    return Job(signal, handler, device, transform, scalars, coords, targets, quality)
+    raw = raw.to(device)
+    quality = _training_quality(signal, handler, transform, scalars, raw)
+    return Job(signal, handler, device, transform, scalars, coords, targets, raw, quality)
 
 
 def _training_quality(signal: Signal, handler, transform, scalars, raw) -> Callable:
@@ -219,6 +233,15 @@ def choose(
         sized = _sized(options, size, stop_at)
         return train(job, sized, precisions, on_progress, should_stop)
 
+    if options.target_bpp is not None and options.precision == container.CODED:
+        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
+        if budget < HEADER_BYTES_ESTIMATE:
+            raise UsageError(
+                f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
+                f"{HEADER_BYTES_ESTIMATE} for its header alone"
+            )
+        sized = _sized_for_budget(job, options, budget) if options.size_search else options
+        return train(job, sized, [container.CODED], on_progress, should_stop, budget)[0], []
     if options.target_bpp is not None:
         budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
         sizes = list(LADDER) if options.size_search else [None]
@@ -244,8 +267,10 @@ def train(
     precisions: Sequence[str],
     on_progress: ProgressCallback = None,
     should_stop: StopCheck = None,
+    budget: float | None = None,
 ) -> list[Candidate]:
-    """Fit one network with `options`, then package and judge it at each of `precisions`."""
+    """Fit one network with `options`, then package and judge it at each of `precisions`
+    (the auto precision within `budget` bytes, if given)."""
     import torch
 
     from inrcodec.fitting import fit
@@ -259,38 +284,166 @@ def train(
     result = fit(
         model, job.coords, job.targets, options, job.quality, on_progress, should_stop=should_stop
     )
-    candidates = []
-    for precision in precisions:
-        state, tuned = _stored_state(job, options, model, result, precision)
-        inr = job.inr_file(options.arch, hparams, precision, state)
-        data = container.to_bytes(inr)
-        metrics = judge(job, data)
-        facts = _encoder_facts(job, options, result, metrics, tuned)
-        candidates.append(Candidate(inr, container.with_encoder(data, facts), metrics, result))
-    return candidates
+    fitted = Fitted(options.arch, hparams, model, result)
+    return [
+        _package_coded(job, options, fitted, budget)
+        if precision == container.CODED
+        else _package(job, options, fitted, precision)
+        for precision in precisions
+    ]
 
 
-def _stored_state(job: Job, options: EncodeOptions, model, result, precision: str):
-    """(the parameters to store at `precision`, whether quantization-aware tuning ran).
+@dataclass
+class Fitted:
+    """A trained network: what packaging needs of it."""
+
+    arch: str
+    hparams: dict[str, Any]
+    model: Any
+    result: Any  # fitting.FitResult
+
+
+def _package(job: Job, options: EncodeOptions, fitted: Fitted, precision: str) -> Candidate:
+    """The network at a fixed precision, judged as decoded from its bytes."""
+    state, tuned = _stored_state(job, options, fitted, precision)
+    inr = job.inr_file(fitted.arch, fitted.hparams, precision, state)
+    return _judged(job, options, fitted, inr, tuned)
+
+
+def _judged(
+    job: Job, options: EncodeOptions, fitted: Fitted, inr: container.InrFile, tuned: bool
+) -> Candidate:
+    data = container.to_bytes(inr)
+    metrics = judge(job, data)
+    facts = _encoder_facts(job, options, fitted.result, metrics, tuned)
+    return Candidate(inr, container.with_encoder(data, facts), metrics, fitted.result)
+
+
+def _stored_state(job: Job, options: EncodeOptions, fitted: Fitted, precision: str):
+    """(the parameters to store at fixed `precision`, whether quantization-aware tuning ran).
 
     Int precisions get `options.qat_steps` of tuning that rounds each parameter exactly as
     the container will store it (quantize.stored_rounding)."""
-    from inrcodec.fitting import finetune_rounded
     from inrcodec.quantize import INT_BITS, stored_rounding
 
-    if not (precision in INT_BITS and options.qat_steps and result.stop_reason != "interrupted"):
+    if precision not in INT_BITS:
+        return fitted.result.state, False
+    names = [name for name, _ in fitted.model.named_parameters()]
+    return _tuned(job, options, fitted, stored_rounding(names, precision))
+
+
+def _tuned(job: Job, options: EncodeOptions, fitted: Fitted, rounding: dict) -> tuple[dict, bool]:
+    """`options.qat_steps` of tuning through `rounding` (unless none, or interrupted)."""
+    from inrcodec.fitting import finetune_rounded
+
+    result = fitted.result
+    if not options.qat_steps or result.stop_reason == "interrupted":
         return result.state, False
-    names = [name for name, _ in model.named_parameters()]
+    start = {k: v.to(job.device) for k, v in result.state.items()}
     state, _before, _after = finetune_rounded(
-        model,
-        job.coords,
-        job.targets,
-        options,
-        {k: v.to(job.device) for k, v in result.state.items()},
-        stored_rounding(names, precision),
-        options.qat_steps,
+        fitted.model, job.coords, job.targets, options, start, rounding, options.qat_steps
     )
     return state, True
+
+
+def _package_coded(
+    job: Job, options: EncodeOptions, fitted: Fitted, budget: float | None
+) -> Candidate:
+    """The auto precision: a step per tensor chosen by rate–distortion (λ, or the largest
+    estimate that fits `budget` bytes), quantization-aware tuning at those steps, entropy
+    coding. With a budget, the steps are coarsened until the written file fits."""
+    from functools import partial
+
+    from inrcodec.quantize import as_stored, fake_step
+    from inrcodec.rate import steps
+
+    names = [name for name, _ in fitted.model.named_parameters()]
+    tensors = {n: as_stored(fitted.result.state[n]).float().numpy() for n in names}
+    tables = steps.measure(tensors, _rd_distortion(job, fitted))
+    samples = math.prod(job.signal.grid_shape)
+    bits = None if budget is None else 8 * (budget - HEADER_BYTES_ESTIMATE)
+    for _attempt in range(BUDGET_ATTEMPTS):
+        if bits is None:
+            exponents = steps.choose(tables, options.lam or steps.DEFAULT_LAMBDA, samples)
+        else:
+            exponents, _lam = steps.choose_within(tables, bits, samples)
+        rounding = {n: partial(fake_step, exponent=exponents[n]) for n in names}
+        state, tuned = _tuned(job, options, fitted, rounding)
+        inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, state)
+        inr.exponents = [exponents[n] for n in names]
+        candidate = _judged(job, options, fitted, inr, tuned)
+        if budget is None or candidate.file_bytes <= budget:
+            return candidate
+        bits -= 8 * (candidate.file_bytes - budget) + 64  # aim under by what overflowed
+    raise UsageError(
+        f"--target-bpp allows {budget:.0f} bytes; the smallest file this network made "
+        f"was {candidate.file_bytes} bytes (try a smaller --width)"
+    )
+
+
+HEADER_BYTES_ESTIMATE = 900  # header and encoder facts of an auto file, before the first try
+BUDGET_ATTEMPTS = 6
+RD_POINTS = 16384  # grid points on which step choices are judged
+
+
+def _rd_distortion(job: Job, fitted: Fitted) -> Callable:
+    """D of the network with some tensors replaced (stored real values), on a fixed random
+    subset of the grid: what the step search minimises with the bits."""
+    import torch
+
+    from inrcodec.quantize import from_stored
+
+    model = fitted.model
+    model.load_state_dict({k: v.to(job.device) for k, v in fitted.result.state.items()})
+    generator = torch.Generator().manual_seed(0)
+    count = min(RD_POINTS, len(job.coords))
+    subset = torch.randperm(len(job.coords), generator=generator)[:count].to(job.device)
+    coords, raw = job.coords[subset], job.raw[subset]
+    params = dict(model.named_parameters())
+    power = job.handler.reference_power(job.signal)
+
+    def distortion(replaced: dict) -> float:
+        with torch.no_grad():
+            saved = {name: params[name].detach().clone() for name in replaced}
+            for name, values in replaced.items():
+                stored = torch.from_numpy(values).to(job.device)
+                params[name].copy_(from_stored(stored, params[name]))
+            pred = model(coords)
+            for name, value in saved.items():
+                params[name].copy_(value)
+        return job._mse(pred, raw) / power
+
+    return distortion
+
+
+def _sized_for_budget(job: Job, options: EncodeOptions, budget: float) -> EncodeOptions:
+    """The widest network (depth and tiles as given) whose parameters, at the bits a
+    parameter typically costs in the auto precision, fit `budget` bytes: `--target-bpp`
+    trains a network made for its budget, and the step choice then meets it exactly."""
+    from inrcodec.models import count_parameters
+
+    signal = job.signal
+    usable_bits = 8 * (budget - HEADER_BYTES_ESTIMATE)
+
+    def fits(width: int) -> bool:
+        hp = replace(options, width=width, size_preset=None).hyper_parameters(
+            signal.medium, signal.grid_shape
+        )
+        count = count_parameters(options.arch, len(signal.grid_shape), signal.num_channels, **hp)
+        return count * BITS_PER_PARAMETER <= usable_bits
+
+    too_wide = search.binary_search_smallest(MAX_BUDGET_WIDTH, lambda i: not fits(i + 1))
+    width = MAX_BUDGET_WIDTH if too_wide is None else too_wide  # widths are index + 1
+    if width < 1:
+        raise UsageError(
+            f"--target-bpp allows {budget:.0f} bytes; even the smallest file of this "
+            "arch would need more"
+        )
+    return replace(options, width=width, size_preset=None)
+
+
+BITS_PER_PARAMETER = 6.0  # what a parameter costs in the auto precision, roughly
+MAX_BUDGET_WIDTH = 512
 
 
 def judge(job: Job, data: bytes) -> dict[str, Any]:

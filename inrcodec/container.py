@@ -1,7 +1,7 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 2; version 1 files, which are version 2's fp16/fp32 raw case,
-still read):
+Layout (format version 3; versions 1 and 2 still read: version 1 is version 2's fp16/fp32
+raw case, and version 3 is version 2 plus the `auto` precision):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -9,7 +9,12 @@ still read):
   - fp16/fp32: the floats themselves (dtype F16/F32), or, when it is smaller, a zlib or
     LZMA stream of their bytes (dtype U8);
   - int8/int6/int4: the integer codes bit-packed (U8), or a zlib/LZMA stream of the codes
-    at one byte each, whichever is smallest (see quantize.py).
+    at one byte each, whichever is smallest (see quantize.py);
+  - auto (version 3): each parameter tensor as integer codes at its own power-of-two step,
+    chosen by rate–distortion, entropy-coded one after the other (U8; see rate/). The
+    header's `rq` lists per tensor the step exponent `e`, the coder `c` (g: range-coded
+    two-sided geometric, l: LZMA), its integer parameters `k` (max |code|) and `m` (the
+    geometric decay, /2^16), and the stream's byte length `n`.
 - ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: compact JSON with the format version, medium, arch and
   hyper-parameters, precision, packing and scale layout, the value transform and its
@@ -47,8 +52,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -63,7 +68,9 @@ MAX_LAYERS = 1 << 15
 _MAX_EXPANSION = {"zlib": 1 << 11, "lzma": 1 << 13}
 _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors dtype, bytes
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
-PRECISIONS = (*_FLOATS, *INT_BITS)
+CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
+PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
+_CODER_LETTERS = {"geo": "g", "lzma": "l"}
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 
 
@@ -85,6 +92,10 @@ class InrFile:
     packing: str = "raw"  # how `w` is stored: "raw", "zlib" or "lzma" (set when written)
     # int precisions, per parameter: "t" (one scale), "c" (a scale per row) or "h" (fp16)
     scale_layout: str = ""
+    # auto precision, per parameter in named_parameters() order: the step exponent (set by
+    # the encoder) and how each was coded (set when written)
+    exponents: list[int] = field(default_factory=list)
+    coding: dict[str, list] = field(default_factory=dict)
     rate: float | None = None
     encoder: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # name -> fp32 tensor
@@ -126,7 +137,7 @@ def _metadata(inr: InrFile) -> dict[str, Any]:
         "hp": inr.hparams,
         "out": inr.out_features,
         "precision": inr.precision,
-        "pack": inr.packing,
+        **({"rq": inr.coding} if inr.precision == CODED else {"pack": inr.packing}),
         **({"q": inr.scale_layout} if inr.precision in INT_BITS else {}),
         "transform": inr.transform,
         "scalars": inr.scalars,
@@ -153,7 +164,11 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
     model = _skeleton(inr, "meta")
     params = [as_stored(inr.state[name]).float() for name, _ in model.named_parameters()]
     tensors: dict[str, torch.Tensor] = {}
-    if inr.precision in INT_BITS:
+    if inr.precision == CODED:
+        inr.packing, inr.scale_layout = "raw", ""
+        inr.coding, payload = _entropy_coded(params, inr.exponents)
+        weights = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+    elif inr.precision in INT_BITS:
         names = [name for name, _ in model.named_parameters()]
         stored = store_quantized(params, names, INT_BITS[inr.precision], packings)
         inr.packing, inr.scale_layout = stored.packing, stored.layout
@@ -172,6 +187,54 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
     tensors["w"] = weights.contiguous()
     meta = json.dumps(_metadata(inr), separators=(",", ":"), allow_nan=False)
     return save(tensors, metadata={"inrcodec": meta})
+
+
+def _entropy_coded(params: list, exponents: list[int]) -> tuple[dict[str, list], bytes]:
+    """The `rq` header entry and the concatenated streams of the auto precision."""
+    from inrcodec.rate import coding
+
+    if len(exponents) != len(params):
+        raise InrcodecError(f"{len(exponents)} step exponents for {len(params)} parameters")
+    streams = [
+        coding.encode(coding.to_codes(p.detach().cpu().numpy(), e))
+        for p, e in zip(params, exponents, strict=True)
+    ]
+    table = {
+        "e": list(exponents),
+        "c": "".join(_CODER_LETTERS[c.coder] for c in streams),
+        "k": [c.bound for c in streams],
+        "m": [c.decay for c in streams],
+        "n": [len(c.data) for c in streams],
+    }
+    return table, b"".join(c.data for c in streams)
+
+
+def _entropy_decoded(table: dict[str, Any], payload: bytes, shapes: list) -> list:
+    """Inverse of `_entropy_coded`: fp32 tensors of `shapes`, or an InrcodecError."""
+    import torch
+
+    from inrcodec.rate import coding
+
+    coders = {letter: name for name, letter in _CODER_LETTERS.items()}
+    fields = ("e", "k", "m", "n")
+    if len(table["c"]) != len(shapes) or any(len(table[f]) != len(shapes) for f in fields):
+        raise InrcodecError(f"'rq' describes {len(table['c'])} tensors, the arch has {len(shapes)}")
+    if sum(table["n"]) != len(payload):
+        raise InrcodecError(
+            f"'rq' streams add up to {sum(table['n'])} bytes, 'w' holds {len(payload)}"
+        )
+    values, at = [], 0
+    for i, shape in enumerate(shapes):
+        exponent, size = table["e"][i], table["n"][i]
+        if not coding.MIN_EXPONENT <= exponent <= coding.MAX_EXPONENT:
+            raise InrcodecError(f"step exponent {exponent} is out of range")
+        coded = coding.Coded(
+            coders[table["c"][i]], table["k"][i], table["m"][i], payload[at : at + size]
+        )
+        codes = coding.decode(coded, math.prod(shape))
+        values.append(torch.from_numpy(coding.from_codes(codes, exponent)).reshape(shape))
+        at += size
+    return values
 
 
 def write(path: Path, inr: InrFile, force: bool = False) -> int:
@@ -231,6 +294,7 @@ def from_bytes(data: bytes) -> InrFile:
         precision=meta["precision"],
         packing=meta.get("pack", "raw"),
         scale_layout=meta.get("q", ""),
+        coding=meta.get("rq", {}),
         rate=meta["rate"],
         encoder=meta["encoder"],
     )
@@ -248,10 +312,13 @@ def from_bytes(data: bytes) -> InrFile:
         raise InrcodecError(f"corrupt weights ({exc})") from None
     # Floats are unpacked first: a stream that is not exactly `count` values is refused
     # before anything is built. Int codes need the parameter shapes to be unpacked.
-    floats = None if inr.precision in INT_BITS else _floats(inr, tensors["w"], count)
+    floats = None if inr.precision in (*INT_BITS, CODED) else _floats(inr, tensors["w"], count)
     model = _skeleton(inr, "meta")
     shapes = [stored_shape(p) for p in model.parameters()]
-    if floats is None:
+    if inr.precision == CODED:
+        values = _entropy_decoded(inr.coding, tensors["w"].numpy().tobytes(), shapes)
+        inr.exponents = list(inr.coding["e"])
+    elif floats is None:
         stored, bits = tensors["w"].numpy().tobytes(), INT_BITS[inr.precision]
         values = load_quantized(stored, inr.packing, tensors["s"], inr.scale_layout, shapes, bits)
     else:
@@ -323,6 +390,10 @@ def _can_hold(precision: str, packing: str, w_bytes: int, count: int) -> bool:
     """Can `w_bytes` bytes of 'w' be `count` values? Raw floats: exactly. Raw int codes:
     `bits` each, or 2 bytes for those kept fp16. Streams: at most _MAX_EXPANSION bytes per
     byte, of the floats or of the codes at one byte each."""
+    if precision == CODED:
+        # All-zero tensors cost no bytes, so bytes bound the count only loosely; the bound
+        # still stops a tiny file from claiming a huge network.
+        return count <= max(w_bytes, 1 << 10) * _MAX_EXPANSION["lzma"]
     bits = INT_BITS.get(precision)
     if packing == "raw":
         if bits is None:
@@ -419,7 +490,8 @@ def _validated_header(data: bytes) -> tuple[dict[str, Any], int]:
     _validate_metadata(meta)
     quantized = meta["precision"] in INT_BITS
     packing = meta.get("pack", "raw")
-    wanted = "U8" if quantized or packing != "raw" else _FLOATS[meta["precision"]][0]
+    coded = meta["precision"] == CODED
+    wanted = "U8" if quantized or coded or packing != "raw" else _FLOATS[meta["precision"]][0]
     if header["w"]["dtype"] != wanted:
         raise InrcodecError(
             f"precision {meta['precision']} packed {packing} disagrees with dtype "
@@ -465,6 +537,7 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"invalid metadata field 'q': {meta.get('q')!r}")
     if "pack" in meta and not _member(meta["pack"], PACKINGS):
         raise InrcodecError(f"invalid metadata field 'pack': {meta['pack']!r}")
+    _validate_coding(meta, version)
     checks: dict[str, Any] = {
         "medium": lambda v: _member(v, _MEDIA),
         "arch": lambda v: isinstance(v, str),
@@ -496,6 +569,37 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"shape {meta['shape']} does not fit medium {meta['medium']!r}")
     if meta["medium"] != "image" and meta["rate"] is None:
         raise InrcodecError(f"a {meta['medium']} file must store its rate")
+
+
+def _validate_coding(meta: dict[str, Any], version: int) -> None:
+    """The auto precision exists from version 3 on, with a well-formed `rq` and no `pack`;
+    each coder's parameters are checked again, value by value, when its stream is read."""
+    from inrcodec.rate import coding
+
+    if meta.get("precision") != CODED:
+        if "rq" in meta:
+            raise InrcodecError("'rq' belongs to the auto precision only")
+        return
+    table = meta.get("rq")
+    if version < 3 or "pack" in meta or not isinstance(table, dict):
+        raise InrcodecError("the auto precision needs format 3 and an 'rq' table")
+    lists_ok = all(
+        isinstance(table.get(f), list) and all(_is_int(v) for v in table[f]) for f in "ekmn"
+    )
+    letters_ok = isinstance(table.get("c"), str) and set(table["c"]) <= set(_CODER_LETTERS.values())
+    if set(table) != set("ekmnc") or not (lists_ok and letters_ok):
+        raise InrcodecError(f"invalid metadata field 'rq': {table!r}"[:200])
+    coders = {letter: name for name, letter in _CODER_LETTERS.items()}
+    for letter, bound, decay, size in zip(
+        table["c"], table["k"], table["m"], table["n"], strict=False
+    ):
+        coding.check_parameters(coders[letter], bound, decay)
+        if size < 0:
+            raise InrcodecError(f"negative stream length {size} in 'rq'")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _plain_value(v: Any) -> bool:

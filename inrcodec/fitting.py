@@ -345,7 +345,10 @@ class _Run:
         if batch is not None:
             coords, targets = coords[batch], targets[batch]
         pred = module(coords)
-        torch.mean((pred - targets) ** 2).backward()
+        loss = torch.mean((pred - targets) ** 2)
+        if self.config.l1:  # rate-aware: smaller weights cost fewer entropy-coded bits
+            loss = loss + self.config.l1 * sum(p.abs().sum() for p in self.model.parameters())
+        loss.backward()
         return pred.detach()
 
     def _full_grid_prediction(self) -> torch.Tensor:

@@ -18,9 +18,10 @@ from inrcodec.errors import UsageError
 DEFAULT_MAX_PIXELS = 100_000_000  # decode refuses larger grids unless raised explicitly
 
 
-def option(default: Any, help: str, **cli: Any) -> Any:
-    """A dataclass field that is also a CLI flag (`cli`: extra typer.Option arguments)."""
-    return field(default=default, metadata={"help": help, "cli": cli})
+def option(default: Any, help: str, flags: tuple[str, ...] = ()) -> Any:
+    """A dataclass field that is also a CLI flag (`flags`: its names, when not the field's
+    own name with dashes)."""
+    return field(default=default, metadata={"help": help, "flags": flags})
 
 
 def cli_fields(cls: type) -> list:
@@ -55,6 +56,11 @@ class FitConfig:
     # whole `eval_every` intervals.
     patience: int | None = option(None, "Stop after this many steps without a new best loss.")
     compile: str = option("auto", "torch.compile training: auto (when it pays off), on, off.")
+    l1: float = option(
+        0.0,
+        "L1 penalty on the parameters while fitting (Strümpler et al. use 1e-5): smaller "
+        "weights cost fewer entropy-coded bits.",
+    )
 
 
 @dataclass
@@ -73,7 +79,18 @@ class EncodeOptions(FitConfig):
         "Network size: 3x16, 3x24, 3x32, coin (8x28), 3x48, 3x64, 3x96, 3x128, 3x192 or "
         "3x256 (hidden layers x width).",
     )
-    precision: str = option("fp16", "Stored weights: fp32, fp16, int8, int6 or int4.")
+    precision: str = option(
+        "auto",
+        "Stored weights: auto (a step per tensor chosen by rate–distortion, entropy-coded), "
+        "or fixed: fp32, fp16, int8, int6, int4.",
+    )
+    lam: float | None = option(
+        None,
+        "auto precision (expert): the λ of D + λ·R that chooses the steps, with D the MSE "
+        "over the squared peak and R in bits per sample (default: "
+        "rate.steps.DEFAULT_LAMBDA; --target-bpp sets it itself).",
+        flags=("--lambda",),
+    )
     qat_steps: int = option(
         0, "int precisions: quantization-aware fine-tuning steps after fitting."
     )
@@ -121,8 +138,11 @@ class EncodeOptions(FitConfig):
             _at_least(self.patience, 1, "--patience")
         if self.tile_size is not None:
             _at_least(self.tile_size, 0, "--tile-size")
+        if not (math.isfinite(self.l1) and self.l1 >= 0):
+            raise UsageError(f"--l1 must be zero or a positive number, got {self.l1:g}")
         for value, flag in (
             (self.lr, "--lr"),
+            (self.lam, "--lambda"),
             (self.time_budget, "--time-budget"),
             (self.target_bpp, "--target-bpp"),
         ):

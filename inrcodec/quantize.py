@@ -106,6 +106,13 @@ def fake_half(tensor: torch.Tensor) -> torch.Tensor:
     return from_stored(real.half().to(real.dtype), tensor)
 
 
+def fake_step(tensor: torch.Tensor, exponent: int) -> torch.Tensor:
+    """What a tensor stored at step 2^exponent decodes to (the auto precision, rate/):
+    scaling by a power of two is exact, so this equals the decoder's codes · 2^exponent."""
+    real = as_stored(tensor)
+    return from_stored(torch.round(real * 2.0**-exponent) * 2.0**exponent, tensor)
+
+
 def stored_rounding(
     names: Sequence[str], precision: str
 ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

@@ -117,10 +117,12 @@ def sample_files() -> dict[str, bytes]:
         )
         for precision in container.PRECISIONS
         for packing in container.PACKINGS
+        if precision != container.CODED or packing == "raw"  # auto has its own coding
     }
     for arch in available():
         hp = {"width": 6, "depth": 1, **({"degree": 4, "rank": 2} if arch == "sl2a" else {})}
         files[f"{arch}-6x1-int6-lzma"] = _sample(arch, hp, "int6", "lzma")
+        files[f"{arch}-6x1-auto"] = _sample(arch, hp, container.CODED, "raw")
         if arch != "sl2a":  # SL2A cannot be tiled
             files[f"{arch}-tiled-6x1-int4-raw"] = _sample(
                 arch, {**hp, "tiles": [2, 3]}, "int4", "raw"

@@ -58,7 +58,7 @@ def test_encode_decode_eval_info(crop32, tmp_path):
     facts = json.loads(run_ok("info", str(inr), "--json"))
     assert facts["arch"] == "siren" and facts["transform"] == "sym"
     assert set(facts["scalars"]) == {"beta", "lo", "hi"}
-    assert facts["shape"] == [32, 32] and facts["precision"] == "fp16"
+    assert facts["shape"] == [32, 32] and facts["precision"] == "auto"
     assert facts["encoder"]["steps"] == 150
 
 

@@ -252,6 +252,6 @@ def test_bad_tiles_are_refused(tiles):
         hyper_parameters("finer", {"tiles": tiles})
 
 
-def test_tiling_needs_the_siren_layout():
+def test_tiling_refuses_parameters_outside_linear_layers():
     with pytest.raises(InrcodecError, match="can be tiled"):
         build_model("sl2a", 2, 3, tiles=[2, 2])

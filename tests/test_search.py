@@ -54,7 +54,7 @@ def test_size_preset_sets_width_and_depth_unless_they_are_given():
 def test_target_bpp_writes_the_best_file_under_the_budget(crop32, tmp_path):
     budget_bpp = 32.0  # 32x32 pixels: 4,096 bytes
     options = EncodeOptions(
-        arch="finer", steps=60, lr=2e-3, target_bpp=budget_bpp, size_search=True
+        arch="finer", steps=60, lr=2e-3, target_bpp=budget_bpp, size_search=True, precision="fp16"
     )
     report = encode_file(crop32, tmp_path / "x.inr", options)
     fitting = [t for t in report.trials if t["fits"]]
@@ -67,7 +67,9 @@ def test_target_bpp_writes_the_best_file_under_the_budget(crop32, tmp_path):
 
 
 def test_target_bpp_below_the_smallest_file_is_refused(crop32, tmp_path):
-    options = EncodeOptions(arch="finer", steps=5, target_bpp=0.5, size_search=True)
+    options = EncodeOptions(
+        arch="finer", steps=5, target_bpp=0.5, size_search=True, precision="fp16"
+    )
     with pytest.raises(UsageError, match="smallest file"):
         encode_file(crop32, tmp_path / "x.inr", options)
     assert not (tmp_path / "x.inr").exists()

@@ -114,7 +114,8 @@ def test_memory_figure_is_at_least_the_inner_nets(name):
 
 def peak_bytes_per_point(model: nn.Module, coords: torch.Tensor) -> float:
     """Peak bytes held by the allocator during one inference pass, per coordinate."""
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    activities = [ProfilerActivity.CPU]
+    with torch.inference_mode(), profile(activities=activities, profile_memory=True) as prof:
         model(coords)
     live = peak = 0
     for event in prof.profiler.kineto_results.events():

@@ -1,8 +1,9 @@
-"""How the golden .inr files were made (run once, from the code of their format version).
+"""How the golden .inr files were made: each by the inrcodec of its format version.
 
-Never rerun this to "fix" a failing golden test: the files and the md5 sums in
-`golden.json` pin what an older inrcodec wrote and what it decoded to. A new format
-version adds new files here; old ones stay as they are.
+The script is additive: it makes only the files that `golden.json` does not list yet, and
+adds their md5 sums, leaving every existing file and sum as it is. Never delete a file to
+"fix" a failing golden test: the files pin what an older inrcodec wrote and what it decoded
+to. A new format version adds its own entries to FILES (named after the version).
 
     python tests/data/golden/make_golden.py tests/data/golden
 """
@@ -23,6 +24,26 @@ from inrcodec.cli import main
 
 HERE = Path(__file__).resolve().parent
 CROP = HERE.parent / "div2k00_crop48.png"
+COMMON = ["--steps", "40", "--device", "cpu", "--compile", "off", "--batch-size", "0"]
+SMALL = [*COMMON, "--width", "16", "--depth", "2", "--lr", "3e-3"]
+TILED = ["--arch", "finer", "--tile-size", "24"]
+SL2A = [*COMMON, "--arch", "sl2a", "--width", "16", "--depth", "2", "-O", "degree=8"]
+# name -> (source: "crop" or "tone", encode flags); v1 is made from a raw fp16 file.
+FILES: dict[str, tuple[str, list[str]]] = {
+    "v1_siren_fp16": ("crop", [*SMALL, "--precision", "fp16"]),
+    "v2_siren_fp16": ("crop", [*SMALL, "--precision", "fp16"]),
+    "v2_finer_int8": ("crop", [*SMALL, "--arch", "finer", "--precision", "int8"]),
+    "v2_siren_int6": ("crop", [*SMALL, "--precision", "int6"]),
+    "v2_siren_int4": ("crop", [*SMALL, "--precision", "int4"]),
+    "v2_finer_tiled_int8": ("crop", [*SMALL, *TILED, "--precision", "int8"]),
+    "v2_wavelet_fp16": ("crop", [*SMALL, "--arch", "finer-wavelet", "--precision", "fp16"]),
+    "v2_sl2a_fp16": ("crop", [*SL2A, "-O", "rank=4", "--precision", "fp16"]),
+    "v2_audio_siren_int8": ("tone", [*SMALL, "--precision", "int8"]),
+    "v3_finer_auto": ("crop", [*SMALL, "--arch", "finer", "--precision", "auto"]),
+    "v3_finer_tiled_auto": ("crop", [*SMALL, *TILED, "--precision", "auto", "--qat-steps", "5"]),
+    "v3_wavelet_auto": ("crop", [*SMALL, "--arch", "finer-wavelet", "--precision", "auto"]),
+    "v3_audio_siren_auto": ("tone", [*SMALL, "--precision", "auto"]),
+}
 
 
 def decoded_md5(path: Path) -> str:
@@ -33,16 +54,30 @@ def decoded_md5(path: Path) -> str:
     return hashlib.md5(samples.tobytes()).hexdigest()
 
 
-def encode(name: str, source: Path, folder: Path, *flags: str) -> Path:
+def tone(folder: Path) -> Path:
+    t = np.arange(800) / 8000
+    values = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    path = folder / "tone.wav"
+    sf.write(path, values.astype(np.float32), 8000, subtype="PCM_16")
+    return path
+
+
+def encode(name: str, folder: Path) -> Path:
+    source, flags = FILES[name]
+    src = CROP if source == "crop" else tone(folder)
     target = folder / f"{name}.inr"
-    code = main(["encode", str(source), "-o", str(target), "--quiet", "--force", *flags])
+    code = main(["encode", str(src), "-o", str(target), "--quiet", "--force", *flags])
     assert code == 0, name
+    if name.startswith("v1_"):
+        v1_from(target)
     return target
 
 
-def v1_from(v2_raw: Path, target: Path) -> None:
-    """A format-1 file: v2's raw fp16 case without the 'pack' key (what v1 wrote)."""
-    data = v2_raw.read_bytes()
+def v1_from(path: Path) -> None:
+    """Rewrite a raw fp16 file as format 1: no 'pack' key (what v1 wrote)."""
+    from inrcodec import container
+
+    data = container.to_bytes(container.from_bytes(path.read_bytes()), packings=("raw",))
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     meta = json.loads(header["__metadata__"]["inrcodec"])
@@ -51,96 +86,32 @@ def v1_from(v2_raw: Path, target: Path) -> None:
     header["__metadata__"]["inrcodec"] = json.dumps(meta, separators=(",", ":"))
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    target.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
-    v2_raw.unlink()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
 
 
-def main_(folder: Path) -> None:
+def md5s(path: Path, folder: Path) -> dict[str, str]:
+    entry = {}
+    suffix = ".wav" if "audio" in path.name else ".png"
+    for scale in ("1", "2"):
+        out = folder / f"out{suffix}"
+        args = ["decode", str(path), "-o", str(out), "--scale", scale, "--force", "--quiet"]
+        assert main([*args, "--device", "cpu"]) == 0, path
+        entry[f"scale{scale}"] = decoded_md5(out)
+        out.unlink()
+    return entry
+
+
+def make(folder: Path) -> None:
     torch.set_num_threads(1)
-    common = ["--steps", "40", "--device", "cpu", "--compile", "off", "--batch-size", "0"]
-    small = [*common, "--width", "16", "--depth", "2", "--lr", "3e-3"]
-    scratch = encode("scratch", CROP, folder, *small, "--precision", "fp16")
-    data = scratch.read_bytes()
-    scratch.unlink()
-    # A raw (unpacked) fp16 v2 file, for the v1 conversion: write it through the container.
-    from inrcodec import container
-
-    inr = container.from_bytes(data)
-    raw = folder / "raw.inr"
-    raw.write_bytes(container.to_bytes(inr, packings=("raw",)))
-    v1_from(raw, folder / "v1_siren_fp16.inr")
-    encode("v2_siren_fp16", CROP, folder, *small, "--precision", "fp16")
-    encode("v2_finer_int8", CROP, folder, *small, "--arch", "finer", "--precision", "int8")
-    encode("v2_siren_int6", CROP, folder, *small, "--precision", "int6")
-    encode("v2_siren_int4", CROP, folder, *small, "--precision", "int4")
-    encode(
-        "v2_finer_tiled_int8",
-        CROP,
-        folder,
-        *small,
-        "--arch",
-        "finer",
-        "--tile-size",
-        "24",
-        "--precision",
-        "int8",
-    )
-    encode(
-        "v2_wavelet_fp16", CROP, folder, *small, "--arch", "finer-wavelet", "--precision", "fp16"
-    )
-    encode(
-        "v2_sl2a_fp16",
-        CROP,
-        folder,
-        *common,
-        "--arch",
-        "sl2a",
-        "--width",
-        "16",
-        "--depth",
-        "2",
-        "-O",
-        "degree=8",
-        "-O",
-        "rank=4",
-        "--precision",
-        "fp16",
-    )
-    t = np.arange(800) / 8000
-    tone = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)).astype(
-        np.float32
-    )
-    wav = folder / "tone.wav"
-    sf.write(wav, tone, 8000, subtype="PCM_16")
-    encode("v2_audio_siren_int8", wav, folder, *small, "--precision", "int8")
-    wav.unlink()
-
-    manifest = {}
-    for inr_path in sorted(folder.glob("*.inr")):
-        entry = {}
-        suffix = ".wav" if "audio" in inr_path.name else ".png"
-        for scale in ("1", "2"):
-            out = folder / f"out{suffix}"
-            code = main(
-                [
-                    "decode",
-                    str(inr_path),
-                    "-o",
-                    str(out),
-                    "--scale",
-                    scale,
-                    "--device",
-                    "cpu",
-                    "--force",
-                    "--quiet",
-                ]
-            )
-            assert code == 0, inr_path
-            entry[f"scale{scale}"] = decoded_md5(out)
-            out.unlink()
-        manifest[inr_path.name] = entry
-    (folder / "golden.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_path = folder / "golden.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name in FILES:
+        if f"{name}.inr" not in manifest:
+            manifest[f"{name}.inr"] = md5s(encode(name, folder), folder)
+    for leftover in folder.glob("tone.wav"):
+        leftover.unlink()
+    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main_(Path(sys.argv[1]))
+    make(Path(sys.argv[1]))

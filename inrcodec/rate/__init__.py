@@ -1,0 +1,8 @@
+"""The rate module: how inrcodec spends bits, for every arch and every medium.
+
+- `coding`: integer codes at power-of-two steps, and their entropy coding (a range coder
+  under a two-sided geometric model, or LZMA, whichever is smaller per tensor), exact on
+  every machine.
+- `steps`: the step of each tensor chosen by rate–distortion (D + λ·R), or to fit a byte
+  budget.
+"""
