@@ -201,7 +201,9 @@ class EncodeSettings:
         return resolve_options(self.preset, medium, self.flags, self.arch_options)
 
 
-SIZE_FIELDS = ("width", "depth", "size_preset")
+# A target picks the width (auto precision) or a ladder size unless one of these is given;
+# a given --depth or --tile-size shapes the network whose width is picked.
+SIZE_FIELDS = ("width", "size_preset")
 TARGET_FIELDS = ("target_psnr", "target_bpp")
 
 
