@@ -29,12 +29,14 @@ test: setup
 
 # Real-size runs (tens of minutes on 2 cores); results go to benchmarks/results/.
 DATA ?= ../shared/data
+# The weight-only recipe benchmarks/results/rd_kodak/ measured (2.5 minutes of training per file).
+RD_FLAGS ?= --arch finer --tile-size 256 --depth 3 --lr 1e-3 --steps 1000000 --qat-steps 100 --time-budget 150
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/train_speed.py --size 256 --steps 8
 	$(BIN)/python benchmarks/decode_memory.py $(DATA)/kodak
 	$(BIN)/python benchmarks/time_to_quality.py $(DATA)/kodak --preset balanced --budget 300
-	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --crop 256 --jobs 2
+	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --curve "finer-tiles=$(RD_FLAGS)"
 
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks

@@ -85,19 +85,24 @@ class Job:
     coords: Any  # torch tensors, on `device`
     targets: Any
     raw: Any  # the signal's values (N, C) in raw units, on `device`
-    quality: Callable[[Any], float]  # transformed-domain prediction -> the medium's dB
 
-    def distortion(self, pred: Any) -> float:
-        """MSE of a transformed-domain prediction in raw units over the quality's
-        reference power: 10·log10(1/D) is the medium's quality in dB."""
-        return self._mse(pred, self.raw) / self.handler.reference_power(self.signal)
-
-    def _mse(self, pred: Any, raw: Any) -> float:
+    def raw_mse(self, pred: Any, raw: Any = None) -> float:
+        """MSE in raw units of a transformed-domain prediction (of every grid point, or of
+        the points whose raw values `raw` are given), after the inverse transform."""
         import torch
 
         low, high = self.signal.value_range
         restored = self.transform.inverse(pred, self.scalars).clamp(low, high)
-        return torch.mean((restored - raw) ** 2).item()
+        return torch.mean((restored - (self.raw if raw is None else raw)) ** 2).item()
+
+    def quality(self, pred: Any) -> float:
+        """The medium's quality in dB of a full-grid prediction: what `eval` reports (PSNR,
+        or SNR for audio), so that training targets and searches read the same number."""
+        mse = self.raw_mse(pred)
+        power = self.handler.reference_power(self.signal)
+        if mse == 0:
+            return math.inf
+        return 10 * math.log10(power / mse) if power > 0 else -math.inf  # silent reference
 
     def inr_file(
         self, arch: str, hparams: dict[str, Any], precision: str, state: dict[str, Any]
@@ -150,27 +155,7 @@ def prepare(src: Path, options: EncodeOptions) -> Job:
     scalars = transform.fit(raw)
     targets = transform.forward(raw, scalars).to(device)
     coords = grid_coords(signal.grid_shape, device)
-    raw = raw.to(device)
-    quality = _training_quality(signal, handler, transform, scalars, raw)
-    return Job(signal, handler, device, transform, scalars, coords, targets, raw, quality)
-
-
-def _training_quality(signal: Signal, handler, transform, scalars, raw) -> Callable:
-    """The medium's quality in dB (what `eval` reports: PSNR, or SNR for audio) of a
-    transformed-domain prediction, measured in raw units after the inverse transform."""
-    import torch
-
-    low, high = signal.value_range
-    power = handler.reference_power(signal)
-
-    def quality(pred: torch.Tensor) -> float:
-        restored = transform.inverse(pred, scalars).clamp(low, high)
-        mse = torch.mean((restored - raw) ** 2).item()
-        if mse == 0:
-            return math.inf
-        return 10 * math.log10(power / mse) if power > 0 else -math.inf  # silent reference
-
-    return quality
+    return Job(signal, handler, device, transform, scalars, coords, targets, raw.to(device))
 
 
 def encode_file(
@@ -233,17 +218,10 @@ def choose(
         sized = _sized(options, size, stop_at)
         return train(job, sized, precisions, on_progress, should_stop)
 
-    if options.target_bpp is not None and options.precision == container.CODED:
-        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
-        if budget < HEADER_BYTES_ESTIMATE:
-            raise UsageError(
-                f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
-                f"{HEADER_BYTES_ESTIMATE} for its header alone"
-            )
-        sized = _sized_for_budget(job, options, budget) if options.size_search else options
-        return train(job, sized, [container.CODED], on_progress, should_stop, budget)[0], []
     if options.target_bpp is not None:
         budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
+        if options.precision == container.CODED:
+            return _within_budget(job, options, budget, on_progress, should_stop), []
         sizes = list(LADDER) if options.size_search else [None]
         estimate = lambda size: _unpacked_bytes(job, _sized(options, size))  # noqa: E731
         return search.best_under_bytes(train_size, estimate, budget, sizes, metric, should_stop)
@@ -252,6 +230,24 @@ def choose(
             train_size, options.target_psnr, options.precision, metric, should_stop
         )
     return train(job, options, [options.precision], on_progress, should_stop)[0], []
+
+
+def _within_budget(
+    job: Job,
+    options: EncodeOptions,
+    budget: float,
+    on_progress: ProgressCallback,
+    should_stop: StopCheck,
+) -> Candidate:
+    """`--target-bpp` at the auto precision: a network sized for the budget (unless the
+    size is given), trained once, its steps chosen to fit."""
+    if budget < HEADER_BYTES_ESTIMATE:
+        raise UsageError(
+            f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
+            f"{HEADER_BYTES_ESTIMATE} for its header alone"
+        )
+    sized = _sized_for_budget(job, options, budget) if options.size_search else options
+    return train(job, sized, [container.CODED], on_progress, should_stop, budget)[0]
 
 
 def _sized(options: EncodeOptions, size: str | None, stop_at: float | None = None):
@@ -411,7 +407,7 @@ def _rd_distortion(job: Job, fitted: Fitted) -> Callable:
             pred = model(coords)
             for name, value in saved.items():
                 params[name].copy_(value)
-        return job._mse(pred, raw) / power
+        return job.raw_mse(pred, raw) / power
 
     return distortion
 

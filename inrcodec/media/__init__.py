@@ -8,10 +8,10 @@ package does not load Pillow, soundfile or ffmpeg.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
 
 from inrcodec.errors import InrcodecError
 from inrcodec.media.base import Medium, MediumHandler, OutputFormat, Signal
+from inrcodec.media.registry import _REGISTRY, register_medium
 
 __all__ = [
     "Medium",
@@ -23,17 +23,6 @@ __all__ = [
     "register_medium",
     "supported_extensions",
 ]
-
-HandlerClass = TypeVar("HandlerClass", bound=type[MediumHandler])
-
-_REGISTRY: dict[str, MediumHandler] = {}
-
-
-def register_medium(cls: HandlerClass) -> HandlerClass:
-    """Register the handler for `cls.medium`; handlers hold no state, so one instance
-    serves every caller."""
-    _REGISTRY[cls.medium] = cls()
-    return cls
 
 
 def handler_for_medium(medium: str) -> MediumHandler:

@@ -19,7 +19,6 @@ import soundfile as sf
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError, UsageError, one_line
-from inrcodec.media import register_medium
 from inrcodec.media.base import MediumHandler, OutputFormat, Signal
 from inrcodec.media.helpers import (
     check_input_file,
@@ -28,6 +27,7 @@ from inrcodec.media.helpers import (
     refuse_options,
     retimed_length,
 )
+from inrcodec.media.registry import register_medium
 from inrcodec.metrics import mse, si_snr_db, snr_db, stoi
 
 # A float32 copy of 2**26 samples is 256 MiB, about 23 minutes of 48 kHz mono; an INR

@@ -16,9 +16,9 @@ from PIL import Image, ImageOps
 
 from inrcodec.atomic import atomic_output
 from inrcodec.errors import InrcodecError, UsageError, one_line
-from inrcodec.media import register_medium
 from inrcodec.media.base import MediumHandler, OutputFormat, Signal
 from inrcodec.media.helpers import check_input_file, positive, refuse_options
+from inrcodec.media.registry import register_medium
 from inrcodec.metrics import bits_per_pixel, compression_ratio, psnr, ssim
 
 # A float32 RGBA copy of 2**26 pixels is 1 GiB; fitting an INR to more is impractical.

@@ -27,7 +27,6 @@ from PIL import Image
 
 from inrcodec.atomic import atomic_output, ensure_writable
 from inrcodec.errors import InrcodecError, UsageError, one_line
-from inrcodec.media import register_medium
 from inrcodec.media.base import MediumHandler, OutputFormat, Signal
 from inrcodec.media.helpers import (
     check_input_file,
@@ -37,6 +36,7 @@ from inrcodec.media.helpers import (
     retimed_length,
 )
 from inrcodec.media.image import image_to_uint, pixel_rate_metrics, spatial_shape
+from inrcodec.media.registry import register_medium
 from inrcodec.metrics import psnr, ssim
 
 # A float32 RGB copy of 2**26 voxels is 768 MiB, and fitting holds coordinates and

@@ -10,35 +10,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
 from typing import Any
 
 from inrcodec.errors import InrcodecError, UsageError
-
-Builder = Callable[..., Any]
+from inrcodec.models.registry import _DESCRIPTIONS, _MEDIUM_DEFAULTS, _REGISTRY, Builder
 
 TILES = "tiles"  # accepted by every arch: one net per tile (see tiled.py)
 MAX_TILES = 4096
 MAX_INT_OPTION = 1 << 16  # widths, depths, degrees and ranks are far below this
-
-_REGISTRY: dict[str, Builder] = {}
-_DESCRIPTIONS: dict[str, str] = {}
-_MEDIUM_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
-
-
-def register(
-    name: str, description: str, medium_defaults: dict[str, dict[str, Any]] | None = None
-) -> Callable[[Builder], Builder]:
-    """Register a builder. `medium_defaults` replaces some defaults for one medium, e.g.
-    {"audio": {"first_omega": 100.0}} for the sym-power reference's audio setting."""
-
-    def wrap(builder: Builder) -> Builder:
-        _REGISTRY[name] = builder
-        _DESCRIPTIONS[name] = description
-        _MEDIUM_DEFAULTS[name] = medium_defaults or {}
-        return builder
-
-    return wrap
 
 
 def available() -> dict[str, str]:

@@ -18,7 +18,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from inrcodec.models import register
+from inrcodec.models.registry import register
 from inrcodec.models.siren import AUDIO_OMEGA, PeriodicMLP
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from inrcodec.models import register
+from inrcodec.models.registry import register
 
 Activation = Callable[[torch.Tensor, float], torch.Tensor]
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from inrcodec.models import register
+from inrcodec.models.registry import register
 
 
 class ChebyshevBlock(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from inrcodec.models import register
+from inrcodec.models.registry import register
 from inrcodec.models.siren import PeriodicMLP
 
 DAMPINGS = ("sqrt", "arctan")

@@ -12,7 +12,7 @@ import warnings
 import torch
 
 from inrcodec.errors import InrcodecError
-from inrcodec.transforms import Scalars, ValueTransform, register
+from inrcodec.transforms.base import Scalars, ValueTransform, register
 from inrcodec.transforms.simple import CONSTANT_PAD, global_range
 
 SHIFT = 0.1 * 256  # box_shift · 256 = 25.6 raw units, so 0-valued pixels stay positive

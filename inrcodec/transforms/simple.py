@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from inrcodec.errors import InrcodecError
-from inrcodec.transforms import Scalars, ValueTransform, register
+from inrcodec.transforms.base import Scalars, ValueTransform, register
 
 ZSCORE_EPS = 1e-5  # added to the std, as in the reference, so a constant signal divides by it
 CONSTANT_PAD = 1.0  # raw units put on each side of a constant signal, so it maps to exactly 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from inrcodec.errors import UsageError
-from inrcodec.transforms import Scalars, ValueTransform, register
+from inrcodec.transforms.base import Scalars, ValueTransform, register
 from inrcodec.transforms.simple import CONSTANT_PAD, global_range
 
 BINS = 256
