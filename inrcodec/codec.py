@@ -396,7 +396,8 @@ def _rd_distortion(job: Job, fitted: Fitted) -> Callable:
     subset = torch.randperm(len(job.coords), generator=generator)[:count].to(job.device)
     coords, raw = job.coords[subset], job.raw[subset]
     params = dict(model.named_parameters())
-    power = job.handler.reference_power(job.signal)
+    # A silent reference has no power to compare with: D is then the MSE itself.
+    power = job.handler.reference_power(job.signal) or 1.0
 
     def distortion(replaced: dict) -> float:
         with torch.no_grad():
@@ -592,8 +593,7 @@ def describe(inr_path: Path) -> dict[str, Any]:
         "hyper_parameters": inr.hparams,
         "parameters": inr.num_parameters,
         "precision": inr.precision,
-        "packing": inr.packing,
-        **({"scale_layout": inr.scale_layout} if inr.scale_layout else {}),
+        **_storage_facts(inr),
         "transform": inr.transform,
         "scalars": inr.scalars,
         "shape": inr.shape,
@@ -604,4 +604,19 @@ def describe(inr_path: Path) -> dict[str, Any]:
         "coordinates": container.COORDINATES,
         "encoder": inr.encoder,
         "partial": bool(inr.encoder.get("partial", False)),
+    }
+
+
+def _storage_facts(inr: container.InrFile) -> dict[str, Any]:
+    """How the weights are stored: per tensor step, coder and bytes for the auto precision;
+    the packing (and int scale layout) for the fixed ones."""
+    if inr.precision == container.CODED:
+        return {
+            "step_exponents": inr.coding["e"],
+            "coders": inr.coding["c"],
+            "tensor_bytes": inr.coding["n"],
+        }
+    return {
+        "packing": inr.packing,
+        **({"scale_layout": inr.scale_layout} if inr.scale_layout else {}),
     }

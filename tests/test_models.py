@@ -255,3 +255,14 @@ def test_bad_tiles_are_refused(tiles):
 def test_tiling_refuses_parameters_outside_linear_layers():
     with pytest.raises(InrcodecError, match="can be tiled"):
         build_model("sl2a", 2, 3, tiles=[2, 2])
+
+
+def test_a_float_option_with_a_number_default_refuses_none():
+    """Found by the container fuzzer: `first_omega: null` in a header built a net whose
+    forward pass then failed with a TypeError."""
+    from inrcodec.errors import UsageError
+    from inrcodec.models import hyper_parameters
+
+    with pytest.raises(UsageError, match="first_omega"):
+        hyper_parameters("finer-wavelet", {"first_omega": None})
+    assert hyper_parameters("finer", {"first_bias_scale": None})["first_bias_scale"] is None

@@ -181,3 +181,15 @@ def test_auto_precision_costs_little_quality_for_many_bytes(crop32, tmp_path):
     assert results[container.CODED][0] < 0.5 * results["fp32"][0]
     assert results[container.CODED][1] > results["fp32"][1] - 0.5
     assert join  # the helpers are shared with test_container
+
+
+def test_info_shows_each_tensors_step_coder_and_bytes(tmp_path):
+    from inrcodec.codec import describe
+
+    inr = make_inr(container.CODED, width=16)
+    path = tmp_path / "a.inr"
+    size = container.write(path, inr)
+    facts = describe(path)
+    assert facts["step_exponents"] == inr.exponents and "packing" not in facts
+    assert set(facts["coders"]) <= {"g", "l"}
+    assert sum(facts["tensor_bytes"]) == size - facts["header_bytes"]

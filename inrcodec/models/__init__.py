@@ -83,8 +83,10 @@ def _same_kind(value: Any, default: Any) -> bool:
     """Type check against the default (values come from CLI flags, presets and files)."""
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
-    if default is None or isinstance(default, float):  # None defaults are optional numbers
+    if default is None:  # an optional number
         return value is None or isinstance(value, (int, float))
+    if isinstance(default, float):  # a number: None would reach the arithmetic
+        return isinstance(value, (int, float))
     return isinstance(value, type(default))
 
 
