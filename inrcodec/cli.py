@@ -478,6 +478,7 @@ def _metrics_table(title: str, metrics: dict[str, Any]) -> None:
         else:
             value_text = _fmt(value, 4 if abs(value) < 10 else 2)
         table.add_row(key, value_text)
+    out.print(table)
 
 
 @app.command()

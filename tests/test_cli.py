@@ -146,3 +146,11 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("False")
+
+
+def test_eval_prints_a_table_of_its_metrics(tiny_inr, capsys):
+    reference = tiny_inr.with_name("crop32.png")
+    assert main(["eval", str(tiny_inr), str(reference), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    for metric in ("psnr", "ssim", "bpp"):
+        assert metric in printed
