@@ -345,9 +345,10 @@ def _tuned(job: Job, options: EncodeOptions, fitted: Fitted, rounding: dict) -> 
 def _package_coded(
     job: Job, options: EncodeOptions, fitted: Fitted, budget: float | None
 ) -> Candidate:
-    """The auto precision: a step per tensor chosen by rate–distortion (λ, or the largest
-    estimate that fits `budget` bytes), quantization-aware tuning at those steps, entropy
-    coding. With a budget, the steps are coarsened until the written file fits."""
+    """The auto precision: a step per tensor chosen by rate–distortion (the largest
+    estimate that fits `budget` bytes; else the fewest bits that keep `--target-psnr`;
+    else `--lambda`), quantization-aware tuning at those steps, entropy coding. With a
+    budget, the steps are coarsened until the written file fits."""
     from functools import partial
 
     from inrcodec.quantize import as_stored, fake_step
@@ -359,10 +360,14 @@ def _package_coded(
     samples = math.prod(job.signal.grid_shape)
     bits = None if budget is None else 8 * (budget - HEADER_BYTES_ESTIMATE)
     for _attempt in range(BUDGET_ATTEMPTS):
-        if bits is None:
-            exponents = steps.choose(tables, options.lam or steps.DEFAULT_LAMBDA, samples)
-        else:
+        if bits is not None:
             exponents, _lam = steps.choose_within(tables, bits, samples)
+        elif options.target_psnr is not None and options.lam is None:
+            # The fewest bits whose estimated quality still reaches the target.
+            most = 10 ** (-options.target_psnr / 10)
+            exponents, _lam = steps.choose_for_distortion(tables, most, samples)
+        else:
+            exponents = steps.choose(tables, options.lam or steps.DEFAULT_LAMBDA, samples)
         rounding = {n: partial(fake_step, exponent=exponents[n]) for n in names}
         state, tuned = _tuned(job, options, fitted, rounding)
         inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, state)

@@ -101,6 +101,10 @@ def test_steps_trade_bits_for_distortion():
     budget = 0.5 * steps.total_bits(tables, fine)
     within, _lam = steps.choose_within(tables, budget, 100)
     assert steps.total_bits(tables, within) <= budget
+    most = 1e-4  # --target-psnr: the fewest bits whose estimated D stays under this
+    kept, _lam = steps.choose_for_distortion(tables, most, 100)
+    assert steps.estimated_distortion(tables, kept) <= most
+    assert steps.total_bits(tables, kept) < steps.total_bits(tables, fine)
 
 
 def test_auto_precision_round_trips_through_container_v3():

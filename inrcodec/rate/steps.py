@@ -57,7 +57,15 @@ def rounded(values: np.ndarray, exponent: int) -> np.ndarray:
     return coding.from_codes(coding.to_codes(values, exponent), exponent)
 
 
-def measure(tensors: Mapping[str, np.ndarray], distortion: Distortion) -> dict[str, list[Option]]:
+@dataclass(frozen=True)
+class Tables:
+    """Per tensor, the options worth choosing from; and D with nothing rounded."""
+
+    base: float
+    options: dict[str, list[Option]]
+
+
+def measure(tensors: Mapping[str, np.ndarray], distortion: Distortion) -> Tables:
     """Per tensor (stored real values): the options worth choosing from."""
     base = distortion({})
     tables = {}
@@ -71,38 +79,63 @@ def measure(tensors: Mapping[str, np.ndarray], distortion: Distortion) -> dict[s
             if d > max(EXPLODED * base, EXPLODED_FLOOR):
                 break
         tables[name] = options
-    return tables
+    return Tables(base, tables)
 
 
-def choose(tables: Mapping[str, list[Option]], lam: float, samples: int) -> dict[str, int]:
+def choose(tables: Tables, lam: float, samples: int) -> dict[str, int]:
     """Per tensor, the exponent minimising D + λ·bits/samples (bits per sample)."""
-    return {
-        name: min(options, key=lambda o: o.distortion + lam * o.bits / samples).exponent
-        for name, options in tables.items()
-    }
+    return {name: _best(options, lam, samples).exponent for name, options in tables.options.items()}
 
 
-def total_bits(tables: Mapping[str, list[Option]], exponents: Mapping[str, int]) -> float:
-    return sum(
-        next(o.bits for o in options if o.exponent == exponents[name])
-        for name, options in tables.items()
+def _best(options: list[Option], lam: float, samples: int) -> Option:
+    return min(options, key=lambda o: o.distortion + lam * o.bits / samples)
+
+
+def total_bits(tables: Tables, exponents: Mapping[str, int]) -> float:
+    return sum(_chosen(options, exponents[name]).bits for name, options in tables.options.items())
+
+
+def estimated_distortion(tables: Tables, exponents: Mapping[str, int]) -> float:
+    """D of the whole choice, adding each tensor's increase over the unrounded D."""
+    return tables.base + sum(
+        _chosen(options, exponents[name]).distortion - tables.base
+        for name, options in tables.options.items()
     )
 
 
-def choose_within(
-    tables: Mapping[str, list[Option]], budget_bits: float, samples: int
-) -> tuple[dict[str, int], float]:
-    """(exponents, λ): the smallest λ (best quality) whose estimated bits fit the budget.
+def _chosen(options: list[Option], exponent: int) -> Option:
+    return next(o for o in options if o.exponent == exponent)
 
-    Bits fall as λ grows, so λ is bisected on a log scale. If even the coarsest choice
-    does not fit, it is returned anyway and the caller refuses the budget."""
+
+def choose_within(tables: Tables, budget_bits: float, samples: int) -> tuple[dict[str, int], float]:
+    """(exponents, λ): the smallest λ (best quality) whose estimated bits fit the budget.
+    If even the coarsest choice does not fit, it is returned and the caller refuses."""
+    _, lam = _boundary(lambda lam: total_bits(tables, choose(tables, lam, samples)) <= budget_bits)
+    return choose(tables, lam, samples), lam
+
+
+def choose_for_distortion(
+    tables: Tables, most: float, samples: int
+) -> tuple[dict[str, int], float]:
+    """(exponents, λ): the largest λ (fewest bits) whose estimated D stays at most `most`
+    (`--target-psnr`); the finest choice if none does."""
+    lam, _ = _boundary(
+        lambda lam: estimated_distortion(tables, choose(tables, lam, samples)) > most
+    )
+    return choose(tables, lam, samples), lam
+
+
+def _boundary(holds: Callable[[float], bool]) -> tuple[float, float]:
+    """(the largest λ where `holds` is false, the smallest where it is true), bisected on a
+    log scale over [1e-12, 1e4], for a `holds` that is false at small λ and true at large
+    λ (bits fall and D rises as λ grows)."""
     low, high = 1e-12, 1e4
-    if total_bits(tables, choose(tables, low, samples)) <= budget_bits:
-        return choose(tables, low, samples), low
+    if holds(low):
+        return low, low
     for _ in range(60):
         middle = math.sqrt(low * high)
-        if total_bits(tables, choose(tables, middle, samples)) <= budget_bits:
+        if holds(middle):
             high = middle
         else:
             low = middle
-    return choose(tables, high, samples), high
+    return low, high
