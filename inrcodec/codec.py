@@ -392,6 +392,7 @@ def _rd_distortion(job: Job, fitted: Fitted) -> Callable:
     subset of the grid: what the step search minimises with the bits."""
     import torch
 
+    from inrcodec.fitting import rounded_parameters
     from inrcodec.quantize import from_stored
 
     model = fitted.model
@@ -400,19 +401,16 @@ def _rd_distortion(job: Job, fitted: Fitted) -> Callable:
     count = min(RD_POINTS, len(job.coords))
     subset = torch.randperm(len(job.coords), generator=generator)[:count].to(job.device)
     coords, raw = job.coords[subset], job.raw[subset]
-    params = dict(model.named_parameters())
     # A silent reference has no power to compare with: D is then the MSE itself.
     power = job.handler.reference_power(job.signal) or 1.0
 
     def distortion(replaced: dict) -> float:
-        with torch.no_grad():
-            saved = {name: params[name].detach().clone() for name in replaced}
-            for name, values in replaced.items():
-                stored = torch.from_numpy(values).to(job.device)
-                params[name].copy_(from_stored(stored, params[name]))
+        swaps = {
+            name: lambda p, v=values: from_stored(torch.from_numpy(v).to(p.device), p)
+            for name, values in replaced.items()
+        }
+        with torch.no_grad(), rounded_parameters(model, swaps):
             pred = model(coords)
-            for name, value in saved.items():
-                params[name].copy_(value)
         return job.raw_mse(pred, raw) / power
 
     return distortion

@@ -357,7 +357,11 @@ class _Run:
             return torch.cat([self.model(self.coords[i : i + self.chunk]) for i in chunks])
 
     def _forward_context(self) -> AbstractContextManager[None]:
-        return nullcontext() if self.rounding is None else _rounded(self.model, self.rounding)
+        return (
+            nullcontext()
+            if self.rounding is None
+            else rounded_parameters(self.model, self.rounding)
+        )
 
     def _report(self, elapsed: float, quality: float | None) -> None:
         assert self.on_progress is not None
@@ -366,7 +370,7 @@ class _Run:
 
 
 @contextmanager
-def _rounded(model: nn.Module, rounding: Rounding) -> Iterator[None]:
+def rounded_parameters(model: nn.Module, rounding: Rounding) -> Iterator[None]:
     """The parameters named in `rounding` hold their rounded values inside the block (the
     gradient computed there is the straight-through one) and their own values after it."""
     params = [(p, rounding[name]) for name, p in model.named_parameters() if name in rounding]
