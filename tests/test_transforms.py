@@ -316,3 +316,11 @@ def test_registry_names_and_parameters() -> None:
 def test_bad_specs_raise_usage_error(spec: str) -> None:
     with pytest.raises(UsageError):
         get_transform(spec)
+
+
+def test_boxcox_on_two_values_one_ulp_apart() -> None:
+    """Found by the round-trip property: scipy's λ search finds no bracket, and λ = 1 then
+    leaves a range float64 cannot resolve after the shift; it is a constant signal."""
+    x = torch.tensor([-5.9604641e-08, -5.9604645e-08], dtype=torch.float32)
+    s = assert_round_trip(get_transform("boxcox"), x)
+    assert s["lambda"] == 1.0 and s["hi"] > s["lo"]

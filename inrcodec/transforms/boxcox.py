@@ -32,6 +32,12 @@ def _range(v: torch.Tensor, lam: float) -> tuple[float, float]:
     return b.min().item(), b.max().item()
 
 
+def _constant(b: float) -> Scalars:
+    """A signal constant after the shift (scipy refuses it): λ = 1 (b = v − 1), with one raw
+    unit on each side, maps it to exactly 0."""
+    return {"lambda": 1.0, "lo": b - CONSTANT_PAD, "hi": b + CONSTANT_PAD}
+
+
 @register
 class BoxCoxTransform(ValueTransform):
     """Box-Cox with λ fitted by scipy's MLE on the whole signal."""
@@ -51,17 +57,19 @@ class BoxCoxTransform(ValueTransform):
         v = x.detach().to("cpu", torch.float64).reshape(-1) + SHIFT
         v_min, v_max = v.min().item(), v.max().item()
         if v_min == v_max:
-            # Constant after the shift (scipy refuses it): λ = 1 (b = v − 1) with one raw
-            # unit on each side maps it to exactly 0.
-            b = v_min - 1
-            return {"lambda": 1.0, "lo": b - CONSTANT_PAD, "hi": b + CONSTANT_PAD}
+            return _constant(v_min - 1)
         with warnings.catch_warnings():
             # Degenerate data only makes scipy warn that λ hit its bound; the range
             # check below handles that case, and a library must not print.
             warnings.simplefilter("ignore")
-            _, lam = stats.boxcox(v.numpy())
+            try:
+                _, lam = stats.boxcox(v.numpy())
+            except (ValueError, RuntimeError):
+                # Two values a float32 ulp apart: scipy's λ search finds no bracket
+                # (BracketError is a RuntimeError). The same degenerate case as below.
+                lam = math.nan
         lam = float(lam)
-        lo, hi = _range(v, lam)
+        lo, hi = _range(v, lam) if math.isfinite(lam) else (math.nan, math.nan)
         if not (
             math.isfinite(lo)
             and math.isfinite(hi)
@@ -72,6 +80,8 @@ class BoxCoxTransform(ValueTransform):
             # zero. λ = 1 (a shifted identity, i.e. plain min-max) keeps the signal invertible.
             lam = 1.0
             lo, hi = _range(v, lam)
+            if not hi > lo:  # values closer than float64 resolves after the shift
+                return _constant(lo)
         return {"lambda": lam, "lo": lo, "hi": hi}
 
     def forward(self, x: torch.Tensor, s: Scalars) -> torch.Tensor:
