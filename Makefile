@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := build/demo
-DEMO_IMAGE := inrcodec/data/demo.png
+DEMO_IMAGE := inrcodec/data/parrots.png
 
 .PHONY: setup demo test lint bench clean
 
@@ -19,24 +19,26 @@ setup: $(BIN)/inrcodec
 
 demo: setup
 	@mkdir -p $(DEMO_DIR)
-	$(BIN)/inrcodec encode $(DEMO_IMAGE) -o $(DEMO_DIR)/demo.inr --preset demo --force
-	$(BIN)/inrcodec decode $(DEMO_DIR)/demo.inr -o $(DEMO_DIR)/demo_x2.png --scale 2 --force
-	$(BIN)/inrcodec eval $(DEMO_DIR)/demo.inr $(DEMO_IMAGE)
-	@echo "2x decode written to $(DEMO_DIR)/demo_x2.png"
+	$(BIN)/inrcodec encode $(DEMO_IMAGE) -o $(DEMO_DIR)/parrots.inr --preset demo --force
+	$(BIN)/inrcodec decode $(DEMO_DIR)/parrots.inr -o $(DEMO_DIR)/parrots_x2.png --scale 2 --force
+	$(BIN)/inrcodec compare $(DEMO_IMAGE) $(DEMO_DIR)/parrots.inr --side-by-side $(DEMO_DIR)/compare.png --force
+	@echo "model:        $(DEMO_DIR)/parrots.inr"
+	@echo "2x decode:    $(DEMO_DIR)/parrots_x2.png"
+	@echo "side by side: $(DEMO_DIR)/compare.png (original | inrcodec | JPEG | WebP, same bytes)"
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 # Real-size runs (tens of minutes on 2 cores); results go to benchmarks/results/.
 DATA ?= ../shared/data
-# The weight-only recipe benchmarks/results/rd_kodak/ measured (2.5 minutes of training per file).
-RD_FLAGS ?= --arch finer --tile-size 256 --depth 3 --lr 1e-3 --steps 1000000 --qat-steps 100 --time-budget 150
+# The latent-grid default preset (2 minutes per file), as benchmarks/results/rd_grid/ measured.
+RD_FLAGS ?= --preset balanced
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/train_speed.py --size 256 --steps 8
 	$(BIN)/python benchmarks/decode_memory.py $(DATA)/kodak
-	$(BIN)/python benchmarks/time_to_quality.py $(DATA)/kodak --preset balanced --budget 300
-	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --curve "finer-tiles=$(RD_FLAGS)"
+	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --curve "grid=$(RD_FLAGS)" --out benchmarks/results/rd_grid
+	$(BIN)/python benchmarks/grid_time_to_quality.py $(DATA)/kodak --images kodim23
 
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks

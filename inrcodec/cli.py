@@ -481,6 +481,64 @@ def _metrics_table(title: str, metrics: dict[str, Any]) -> None:
     out.print(table)
 
 
+@app.command("compare")
+def compare_codecs(
+    image: Annotated[Path, typer.Argument(help="The original image.")],
+    model: Annotated[Path, typer.Argument(help="The .inr file encoded from it.")],
+    codecs: Annotated[
+        str, typer.Option(help="Classical codecs, comma-separated: jpeg, webp, avif.")
+    ] = "jpeg,webp",
+    side_by_side: Annotated[
+        Path | None,
+        typer.Option(help="Also write original | inrcodec | each codec as one PNG here."),
+    ] = None,
+    device: Device = "auto",
+    force: Force = False,
+    json_output: Json = False,
+) -> None:
+    """Compare a .inr with classical codecs given the same number of bytes.
+
+    Each codec gets the highest quality whose whole file fits in the .inr file's size;
+    every picture is scored against IMAGE as eval scores the model.
+    """
+    from inrcodec import compare as comparing
+
+    names = comparing.parse_codecs(codecs)
+    if side_by_side is not None:
+        comparing.check_output(side_by_side, force)  # fail before decoding and searching
+    rows = comparing.compare(image, model, names, device)
+    if side_by_side is not None:
+        panels = comparing.comparison_panels(comparing.read_rgb(image), rows)
+        comparing.side_by_side(panels, side_by_side, force)
+    table_rows = [{k: v for k, v in row.items() if k != "decoded"} for row in rows]
+    if json_output:
+        document = {"image": str(image), "model": str(model), "budget_bytes": rows[0]["bytes"]}
+        document |= {"results": table_rows, "side_by_side": side_by_side}
+        _print_json(document)
+    else:
+        _compare_table(f"{model.name} vs {image.name}, {rows[0]['bytes']:,} B", table_rows)
+        if side_by_side is not None:
+            err.print(f"side by side written to {side_by_side}", markup=False)
+
+
+def _compare_table(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title, show_header=True)
+    for heading in ("codec", "quality", "bytes", "bpp", "PSNR", "SSIM"):
+        table.add_column(heading, justify="left" if heading == "codec" else "right")
+    for row in rows:
+        quality = "" if row["quality"] is None else str(row["quality"])
+        over = " [red](over budget)[/red]" if row["over_budget"] else ""
+        table.add_row(
+            row["codec"],
+            quality,
+            f"{row['bytes']:,}{over}",
+            f"{row['bpp']:.3f}",
+            _fmt(row["psnr"]),
+            _fmt(row["ssim"], 4),
+        )
+    out.print(table)
+
+
 @app.command()
 def info(
     model: Annotated[Path, typer.Argument(help="The .inr file.")],

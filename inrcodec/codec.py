@@ -25,6 +25,7 @@ from inrcodec.atomic import ensure_writable
 from inrcodec.errors import InrcodecError, UsageError
 from inrcodec.ladder import LADDER, size_options
 from inrcodec.media import OutputFormat, Signal, handler_for_medium, handler_for_path
+from inrcodec.models import build_model, has_latents
 from inrcodec.options import DEFAULT_MAX_PIXELS, EncodeOptions
 
 ProgressCallback = Callable[[Any], None] | None  # called with fitting.Progress
@@ -218,14 +219,15 @@ def choose(
         sized = _sized(options, size, stop_at)
         return train(job, sized, precisions, on_progress, should_stop)
 
+    grid = has_latents(options.arch)
     if options.target_bpp is not None:
         budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
-        if options.precision == container.CODED:
+        if options.precision == container.CODED or grid:
             return _within_budget(job, options, budget, on_progress, should_stop), []
         sizes = list(LADDER) if options.size_search else [None]
         estimate = lambda size: _unpacked_bytes(job, _sized(options, size))  # noqa: E731
         return search.best_under_bytes(train_size, estimate, budget, sizes, metric, should_stop)
-    if options.target_psnr is not None and options.size_search:
+    if options.target_psnr is not None and options.size_search and not grid:
         return search.smallest_reaching(
             train_size, options.target_psnr, options.precision, metric, should_stop
         )
@@ -246,8 +248,9 @@ def _within_budget(
             f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
             f"{HEADER_BYTES_ESTIMATE} for its header alone"
         )
-    sized = _sized_for_budget(job, options, budget) if options.size_search else options
-    return train(job, sized, [container.CODED], on_progress, should_stop, budget)[0]
+    if options.size_search and not has_latents(options.arch):
+        options = _sized_for_budget(job, options, budget)
+    return train(job, options, [container.CODED], on_progress, should_stop, budget)[0]
 
 
 def _sized(options: EncodeOptions, size: str | None, stop_at: float | None = None):
@@ -270,16 +273,24 @@ def train(
     import torch
 
     from inrcodec.fitting import fit
-    from inrcodec.models import build_model
 
     signal = job.signal
     hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
-    result = fit(
-        model, job.coords, job.targets, options, job.quality, on_progress, should_stop=should_stop
-    )
+    if hasattr(model, "latents"):
+        result = _fit_latents(job, options, model, on_progress, should_stop, budget)
+    else:
+        result = fit(
+            model,
+            job.coords,
+            job.targets,
+            options,
+            job.quality,
+            on_progress,
+            should_stop=should_stop,
+        )
     fitted = Fitted(options.arch, hparams, model, result)
     return [
         _package_coded(job, options, fitted, budget)
@@ -287,6 +298,49 @@ def train(
         else _package(job, options, fitted, precision)
         for precision in precisions
     ]
+
+
+def _fit_latents(
+    job: Job,
+    options: EncodeOptions,
+    model,
+    on_progress: ProgressCallback,
+    should_stop: StopCheck,
+    budget: float | None,
+):
+    """Train a latent-grid model on D + λ·R; a target steers λ (rd_fitting.Target). The
+    latents' share of a byte budget is what the header and the network's weights, at the
+    bits a weight typically costs, leave of it."""
+    from inrcodec.rd_fitting import Target, fit_rd
+
+    target = Target(quality=options.target_psnr)
+    if budget is not None:
+        weights = sum(p.numel() for name, p in model.named_parameters() if not _is_latent(name))
+        spare = budget - HEADER_BYTES_ESTIMATE - weights * BITS_PER_PARAMETER / 8
+        target = Target(bits=max(8.0, 8 * spare * LATENT_BUDGET_SHARE))
+    lam = options.lam or LATENT_LAMBDA
+    result, _lam = fit_rd(
+        model,
+        job.coords,
+        job.targets,
+        options,
+        lam,
+        job.quality,
+        on_progress,
+        should_stop,
+        target,
+    )
+    return result
+
+
+LATENT_LAMBDA = 1e-3  # latent grids without a target: about 1.5 bpp on a Kodak photo
+LATENT_BUDGET_SHARE = 0.97  # the controller aims a little under the budget
+
+
+def _is_latent(name: str) -> bool:
+    from inrcodec.rate.latents import LATENTS_PREFIX
+
+    return name.startswith(LATENTS_PREFIX)
 
 
 @dataclass
@@ -355,19 +409,26 @@ def _package_coded(
     from inrcodec.rate import steps
 
     names = [name for name, _ in fitted.model.named_parameters()]
-    tensors = {n: as_stored(fitted.result.state[n]).float().numpy() for n in names}
+    latent = [n for n in names if _is_latent(n)]  # trained for step 1: fixed
+    weights = [n for n in names if n not in latent]
+    tensors = {n: as_stored(fitted.result.state[n]).float().numpy() for n in weights}
     tables = steps.measure(tensors, _rd_distortion(job, fitted))
     samples = math.prod(job.signal.grid_shape)
     bits = None if budget is None else 8 * (budget - HEADER_BYTES_ESTIMATE)
+    if bits is not None and latent:
+        first_guess = steps.choose(tables, options.lam or LATENT_LAMBDA, samples)
+        bits -= 8 * _latent_bytes(job, fitted, first_guess)
     for _attempt in range(BUDGET_ATTEMPTS):
         if bits is not None:
             exponents, _lam = steps.choose_within(tables, bits, samples)
-        elif options.target_psnr is not None and options.lam is None:
+        elif options.target_psnr is not None and options.lam is None and not latent:
             # The fewest bits whose estimated quality still reaches the target.
             most = 10 ** (-options.target_psnr / 10)
             exponents, _lam = steps.choose_for_distortion(tables, most, samples)
         else:
-            exponents = steps.choose(tables, options.lam or steps.DEFAULT_LAMBDA, samples)
+            default = LATENT_LAMBDA if latent else steps.DEFAULT_LAMBDA
+            exponents = steps.choose(tables, options.lam or default, samples)
+        exponents.update(dict.fromkeys(latent, 0))
         rounding = {n: partial(fake_step, exponent=exponents[n]) for n in names}
         state, tuned = _tuned(job, options, fitted, rounding)
         inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, state)
@@ -380,6 +441,16 @@ def _package_coded(
         f"--target-bpp allows {budget:.0f} bytes; the smallest file this network made "
         f"was {candidate.file_bytes} bytes (try a smaller --width)"
     )
+
+
+def _latent_bytes(job: Job, fitted: Fitted, exponents: dict[str, int]) -> int:
+    """Bytes the container writes for the latents, the other tensors at `exponents` (a
+    context model's steps change its predictions a little, hence the latents' bytes)."""
+    names = [n for n, _ in fitted.model.named_parameters()]
+    inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, fitted.result.state)
+    inr.exponents = [exponents.get(n, 0) for n in names]
+    container.to_bytes(inr)
+    return sum(size for size, n in zip(inr.coding["n"], names, strict=True) if _is_latent(n))
 
 
 HEADER_BYTES_ESTIMATE = 900  # header and encoder facts of an auto file, before the first try
@@ -554,6 +625,23 @@ def decode_file(
 
 def evaluate_file(inr_path: Path, reference_path: Path, device: str = "auto") -> dict[str, float]:
     """Decode at the reference's grid and measure quality and rate from the real file size."""
+    reference, decoded = decode_at_reference(inr_path, reference_path, device)
+    handler = handler_for_path(reference_path)
+    metrics = handler.metrics(reference, decoded)
+    file_bytes = inr_path.stat().st_size
+    metrics.update(
+        handler.rate_metrics(
+            file_bytes, reference.grid_shape, reference.num_channels, reference.rate
+        )
+    )
+    return metrics
+
+
+def decode_at_reference(
+    inr_path: Path, reference_path: Path, device: str = "auto"
+) -> tuple[Signal, np.ndarray]:
+    """(the reference as `eval` reads it, the model rendered on the reference's grid as
+    `decode` renders it): one path for everything that scores a file against its source."""
     inr = container.read(inr_path)
     handler = handler_for_path(reference_path)
     if handler.medium != inr.medium:
@@ -574,14 +662,7 @@ def evaluate_file(inr_path: Path, reference_path: Path, device: str = "auto") ->
             f"the model has {inr.out_features} ({inr.channels})"
         )
     decoded = _render(inr, handler, reference.grid_shape, pick_device(device))
-    metrics = handler.metrics(reference, decoded)
-    file_bytes = inr_path.stat().st_size
-    metrics.update(
-        handler.rate_metrics(
-            file_bytes, reference.grid_shape, reference.num_channels, reference.rate
-        )
-    )
-    return metrics
+    return reference, decoded
 
 
 def describe(inr_path: Path) -> dict[str, Any]:
@@ -597,6 +678,7 @@ def describe(inr_path: Path) -> dict[str, Any]:
         "parameters": inr.num_parameters,
         "precision": inr.precision,
         **_storage_facts(inr),
+        **_decode_cost(inr),
         "transform": inr.transform,
         "scalars": inr.scalars,
         "shape": inr.shape,
@@ -610,11 +692,19 @@ def describe(inr_path: Path) -> dict[str, Any]:
     }
 
 
+def _decode_cost(inr: container.InrFile) -> dict[str, Any]:
+    """Multiply-adds per decoded sample, for the archs that can count theirs."""
+    model = inr.build_model()
+    count = getattr(model, "macs_per_point", None)
+    return {} if count is None else {"macs_per_pixel": count()}
+
+
 def _storage_facts(inr: container.InrFile) -> dict[str, Any]:
     """How the weights are stored: per tensor step, coder and bytes for the auto precision;
     the packing (and int scale layout) for the fixed ones."""
     if inr.precision == container.CODED:
         return {
+            "tensor_names": list(inr.state),
             "step_exponents": inr.coding["e"],
             "coders": inr.coding["c"],
             "tensor_bytes": inr.coding["n"],

@@ -1,7 +1,8 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 3; versions 1 and 2 still read: version 1 is version 2's fp16/fp32
-raw case, and version 3 is version 2 plus the `auto` precision):
+Layout (format version 4; versions 1 to 3 still read: version 1 is version 2's fp16/fp32
+raw case, version 3 is version 2 plus the `auto` precision, and version 4 is version 3
+plus the context coder `x` of latent grids):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -13,8 +14,10 @@ raw case, and version 3 is version 2 plus the `auto` precision):
   - auto (version 3): each parameter tensor as integer codes at its own power-of-two step,
     chosen by rate–distortion, entropy-coded one after the other (U8; see rate/). The
     header's `rq` lists per tensor the step exponent `e`, the coder `c` (g: range-coded
-    two-sided geometric, l: LZMA), its integer parameters `k` (max |code|) and `m` (the
-    geometric decay, /2^16), and the stream's byte length `n`.
+    two-sided geometric, l: LZMA, x (version 4): a latent grid under the file's context
+    model, see rate/latents.py), its integer parameters `k` (max |code|, for x the largest
+    residual) and `m` (the geometric decay, /2^16; 0 for x), and the stream's byte length
+    `n`. Context-coded grids follow the context model's tensors and the coarser grid.
 - ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: compact JSON with the format version, medium, arch and
   hyper-parameters, precision, packing and scale layout, the value transform and its
@@ -52,8 +55,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -70,7 +73,7 @@ _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors d
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
 PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
-_CODER_LETTERS = {"geo": "g", "lzma": "l"}
+_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x"}  # ctx: rate/latents.py
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 
 
@@ -166,7 +169,8 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
     tensors: dict[str, torch.Tensor] = {}
     if inr.precision == CODED:
         inr.packing, inr.scale_layout = "raw", ""
-        inr.coding, payload = _entropy_coded(params, inr.exponents)
+        names = [name for name, _ in model.named_parameters()]
+        inr.coding, payload = _entropy_coded(names, params, inr.exponents)
         weights = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
     elif inr.precision in INT_BITS:
         names = [name for name, _ in model.named_parameters()]
@@ -189,16 +193,31 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
     return save(tensors, metadata={"inrcodec": meta})
 
 
-def _entropy_coded(params: list, exponents: list[int]) -> tuple[dict[str, list], bytes]:
-    """The `rq` header entry and the concatenated streams of the auto precision."""
-    from inrcodec.rate import coding
+def _entropy_coded(
+    names: list[str], params: list, exponents: list[int]
+) -> tuple[dict[str, list], bytes]:
+    """The `rq` header entry and the concatenated streams of the auto precision. Latent
+    grids of a model with a context network are coded under it (after the network, and
+    each grid after the coarser one, as the decoder will read them)."""
+    import torch
+
+    from inrcodec.rate import coding, latents
 
     if len(exponents) != len(params):
         raise InrcodecError(f"{len(exponents)} step exponents for {len(params)} parameters")
-    streams = [
-        coding.encode(coding.to_codes(p.detach().cpu().numpy(), e))
-        for p, e in zip(params, exponents, strict=True)
-    ]
+    stored: dict[str, Any] = {}
+    parent = None
+    streams = []
+    for name, p, e in zip(names, params, exponents, strict=True):
+        codes = coding.to_codes(p.detach().cpu().numpy(), e)
+        if latents.is_context_coded(name, names):
+            if e != 0:
+                raise InrcodecError(f"context-coded latents have step 1, not 2^{e}")
+            streams.append(latents.encode_grid(codes, parent, stored))
+            parent = codes
+        else:
+            streams.append(coding.encode(codes))
+        stored[name] = torch.from_numpy(coding.from_codes(codes, e))
     table = {
         "e": list(exponents),
         "c": "".join(_CODER_LETTERS[c.coder] for c in streams),
@@ -209,11 +228,11 @@ def _entropy_coded(params: list, exponents: list[int]) -> tuple[dict[str, list],
     return table, b"".join(c.data for c in streams)
 
 
-def _entropy_decoded(table: dict[str, Any], payload: bytes, shapes: list) -> list:
+def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], shapes: list) -> list:
     """Inverse of `_entropy_coded`: fp32 tensors of `shapes`, or an InrcodecError."""
     import torch
 
-    from inrcodec.rate import coding
+    from inrcodec.rate import coding, latents
 
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     fields = ("e", "k", "m", "n")
@@ -223,16 +242,27 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, shapes: list) -> lis
         raise InrcodecError(
             f"'rq' streams add up to {sum(table['n'])} bytes, 'w' holds {len(payload)}"
         )
-    values, at = [], 0
-    for i, shape in enumerate(shapes):
+    values, stored, parent, at = [], {}, None, 0
+    for i, (name, shape) in enumerate(zip(names, shapes, strict=True)):
         exponent, size = table["e"][i], table["n"][i]
         if not coding.MIN_EXPONENT <= exponent <= coding.MAX_EXPONENT:
             raise InrcodecError(f"step exponent {exponent} is out of range")
         coded = coding.Coded(
             coders[table["c"][i]], table["k"][i], table["m"][i], payload[at : at + size]
         )
-        codes = coding.decode(coded, math.prod(shape))
+        if (coded.coder == "ctx") != latents.is_context_coded(name, names) or (
+            coded.coder == "ctx" and exponent != 0
+        ):
+            raise InrcodecError(
+                f"{name} cannot be stored with coder {coded.coder!r} at 2^{exponent}"
+            )
+        if coded.coder == "ctx":
+            codes = latents.decode_grid(coded, tuple(shape), parent, stored)
+            parent = codes
+        else:
+            codes = coding.decode(coded, math.prod(shape))
         values.append(torch.from_numpy(coding.from_codes(codes, exponent)).reshape(shape))
+        stored[name] = values[-1]
         at += size
     return values
 
@@ -316,7 +346,8 @@ def from_bytes(data: bytes) -> InrFile:
     model = _skeleton(inr, "meta")
     shapes = [stored_shape(p) for p in model.parameters()]
     if inr.precision == CODED:
-        values = _entropy_decoded(inr.coding, tensors["w"].numpy().tobytes(), shapes)
+        names = [name for name, _ in model.named_parameters()]
+        values = _entropy_decoded(inr.coding, tensors["w"].numpy().tobytes(), names, shapes)
         inr.exponents = list(inr.coding["e"])
     elif floats is None:
         stored, bits = tensors["w"].numpy().tobytes(), INT_BITS[inr.precision]
@@ -589,6 +620,8 @@ def _validate_coding(meta: dict[str, Any], version: int) -> None:
     letters_ok = isinstance(table.get("c"), str) and set(table["c"]) <= set(_CODER_LETTERS.values())
     if set(table) != set("ekmnc") or not (lists_ok and letters_ok):
         raise InrcodecError(f"invalid metadata field 'rq': {table!r}"[:200])
+    if version < 4 and _CODER_LETTERS["ctx"] in table["c"]:
+        raise InrcodecError("context-coded latents need format 4")
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     for letter, bound, decay, size in zip(
         table["c"], table["k"], table["m"], table["n"], strict=False

@@ -113,13 +113,16 @@ class EncodeOptions(FitConfig):
     ) -> dict[str, Any]:
         """The arch's keyword set; tiles follow from `tile_size` once the grid is known."""
         from inrcodec.ladder import size_options
-        from inrcodec.models import TILES, hyper_parameters
+        from inrcodec.models import TILE_GRID, TILES, hyper_parameters
 
         sizes: dict[str, Any] = size_options(self.size_preset) if self.size_preset else {}
         pairs = (("width", self.width), ("depth", self.depth))
         sizes.update({k: v for k, v in pairs if v is not None})
         if self.tile_size and grid_shape:
             sizes[TILES] = [max(1, round(n / self.tile_size)) for n in grid_shape]
+            sizes[TILE_GRID] = list(grid_shape)
+        if grid_shape and "shape" in hyper_parameters(self.arch):  # grids follow the signal
+            sizes["shape"] = list(grid_shape)
         return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
 
     def validate(self, medium: str = "image") -> None:

@@ -119,11 +119,16 @@ def sample_files() -> dict[str, bytes]:
         for packing in container.PACKINGS
         if precision != container.CODED or packing == "raw"  # auto has its own coding
     }
+    extra = {"sl2a": {"degree": 4, "rank": 2}, "grid": {"shape": [8, 9], "levels": 3}}
     for arch in available():
-        hp = {"width": 6, "depth": 1, **({"degree": 4, "rank": 2} if arch == "sl2a" else {})}
+        hp = {"width": 6, "depth": 1, **extra.get(arch, {})}
         files[f"{arch}-6x1-int6-lzma"] = _sample(arch, hp, "int6", "lzma")
         files[f"{arch}-6x1-auto"] = _sample(arch, hp, container.CODED, "raw")
-        if arch != "sl2a":  # SL2A cannot be tiled
+        if arch == "grid":  # and its context-coded latents
+            files["grid-context-auto"] = _sample(
+                arch, {**hp, "context": 4}, container.CODED, "raw", latents=True
+            )
+        if arch not in ("sl2a", "grid"):  # their parameters are not all in Linear layers
             files[f"{arch}-tiled-6x1-int4-raw"] = _sample(
                 arch, {**hp, "tiles": [2, 3]}, "int4", "raw"
             )
@@ -139,6 +144,12 @@ def _sample(arch: str, hp: dict[str, Any], precision: str, packing: str, **field
     torch.manual_seed(0)
     model = build_model(arch, 1 if medium == "audio" else 2, 3, **full)
     state = {k: v.detach().clone() for k, v in model.named_parameters()}
+    if fields.pop("latents", False):  # small integers, as a trained grid stores
+        for name in state:
+            if name.startswith("latents."):
+                state[name] = torch.randint(-3, 4, state[name].shape).float()
+    if precision == container.CODED and arch == "grid":  # latents at step 1
+        fields["exponents"] = [0 if n.startswith("latents.") else -9 for n in state]
     inr = make_inr(precision, arch=arch, hparams=full, state=state, **fields)
     return container.to_bytes(inr, packings=(packing,))
 

@@ -16,7 +16,7 @@ from PIL import Image
 from inrcodec.cli import main
 from tests.conftest import DEMO_IMAGE
 
-TINY = ["--steps", "2", "--width", "8", "--depth", "1", "--device", "cpu"]
+TINY = ["--arch", "siren", "--steps", "2", "--width", "8", "--depth", "1", "--device", "cpu"]
 
 
 @dataclass

@@ -107,11 +107,11 @@ def test_steps_trade_bits_for_distortion():
     assert steps.total_bits(tables, kept) < steps.total_bits(tables, fine)
 
 
-def test_auto_precision_round_trips_through_container_v3():
+def test_auto_precision_round_trips_through_the_container():
     inr = make_inr(container.CODED, width=16)
     data = container.to_bytes(inr)
     meta = json.loads(split(data)[0]["__metadata__"]["inrcodec"])
-    assert meta["format"] == 3 and set(meta["rq"]) == set("ekmnc") and "pack" not in meta
+    assert meta["format"] == 4 and set(meta["rq"]) == set("ekmnc") and "pack" not in meta
     back = container.from_bytes(data)
     for (name, value), exponent in zip(inr.state.items(), inr.exponents, strict=True):
         assert torch.equal(back.state[name], fake_step(value, exponent))
@@ -131,7 +131,8 @@ def _coded_table(**changes) -> bytes:
         (lambda: _coded_table(e=[99] * 8), "exponent"),
         (lambda: _coded_table(k=[-1] * 8), "bound"),
         (lambda: _coded_table(m=[1 << 20] * 8), "decay"),
-        (lambda: _coded_table(c="x" * 8), "'rq'"),
+        (lambda: _coded_table(c="z" * 8), "'rq'"),
+        (lambda: _coded_table(c="x" * 8), "cannot be stored with coder 'ctx'"),
         (lambda: _coded_table(n=[0] * 8), "add up"),
         (lambda: _coded_table(e=[-9]), "describes|'rq'"),
         (lambda: _coded_table(k=["3"] * 8), "'rq'"),

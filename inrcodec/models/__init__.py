@@ -16,6 +16,7 @@ from inrcodec.errors import InrcodecError, UsageError
 from inrcodec.models.registry import _DESCRIPTIONS, _MEDIUM_DEFAULTS, _REGISTRY, Builder
 
 TILES = "tiles"  # accepted by every arch: one net per tile (see tiled.py)
+TILE_GRID = "tile_grid"  # the training grid of a tiled net: decodes blend across tile borders
 MAX_TILES = 4096
 MAX_INT_OPTION = 1 << 16  # widths, depths, degrees and ranks are far below this
 
@@ -43,6 +44,7 @@ def hyper_parameters(
     """
     overrides = dict(overrides or {})
     tiles = _tiles(overrides.pop(TILES, []))
+    tile_grid = _tile_grid(overrides.pop(TILE_GRID, None), tiles)
     params = inspect.signature(_builder(name)).parameters
     defaults = {
         k: p.default
@@ -65,7 +67,15 @@ def hyper_parameters(
         if isinstance(value, int) and not 0 <= value <= MAX_INT_OPTION:
             # Sizes come from untrusted files too: a depth of 10^10 must not build 10^10 layers.
             raise UsageError(f"arch {name!r} option {key}={value} is out of range")
+    if tile_grid is not None:
+        full[TILE_GRID] = tile_grid
     return {**full, TILES: tiles} if tiles else full
+
+
+def has_latents(name: str) -> bool:
+    """Whether the arch stores latent grids that follow the signal's grid (no width to
+    size for a budget: the entropy model's λ sets the rate)."""
+    return "shape" in hyper_parameters(name)
 
 
 def _tiles(value: Any) -> list[int]:
@@ -76,6 +86,20 @@ def _tiles(value: Any) -> list[int]:
         raise UsageError(f"tiles must be a list of positive integers, got {value!r}")
     if math.prod(value) > MAX_TILES:
         raise UsageError(f"tiles {list(value)} make more than {MAX_TILES} nets")
+    return list(value)
+
+
+def _tile_grid(value: Any, tiles: list[int]) -> list[int] | None:
+    """The samples per axis a tiled net was trained on (files before it have none)."""
+    if value is None:
+        return None
+    if not (
+        tiles
+        and isinstance(value, list)
+        and len(value) == len(tiles)
+        and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1 << 24 for n in value)
+    ):
+        raise UsageError(f"tile_grid must be the tiled grid's samples per axis, got {value!r}")
     return list(value)
 
 
@@ -94,13 +118,14 @@ def build_model(name: str, in_features: int, out_features: int, **hp: Any):
     """Instantiate a registered arch (hyper-parameters are validated first)."""
     full = hyper_parameters(name, hp)
     tiles = full.pop(TILES, [])
+    tile_grid = full.pop(TILE_GRID, None)
     try:
         if not tiles:
             return _builder(name)(in_features, out_features, **full)
         from inrcodec.models.tiled import TiledMLP
 
         nets = [_builder(name)(in_features, out_features, **full) for _ in range(math.prod(tiles))]
-        return TiledMLP(nets, tiles)
+        return TiledMLP(nets, tiles, tile_grid)
     except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
         # Out-of-range values (zero width, zero ω, absurd sizes) from a file or a flag.
         raise InrcodecError(f"cannot build arch {name!r} with {full}: {exc}") from None
@@ -121,6 +146,7 @@ def count_parameters(name: str, in_features: int, out_features: int, /, **hp: An
 
     full = hyper_parameters(name, hp)
     tiles = full.pop(TILES, [])
+    full.pop(TILE_GRID, None)
     depth = full.pop("depth")
     one_tile = {TILES: [1] * len(tiles)} if tiles else {}
 
@@ -135,4 +161,4 @@ def count_parameters(name: str, in_features: int, out_features: int, /, **hp: An
 
 def _load_builtins() -> None:
     # Importing the modules registers their builders.
-    from inrcodec.models import finer, siren, sl2a, spder  # noqa: F401
+    from inrcodec.models import finer, grid, siren, sl2a, spder  # noqa: F401

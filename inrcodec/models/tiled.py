@@ -17,12 +17,19 @@ which has no `setup_context`, and trained ~8 % slower in eager mode.)
 
 Points are grouped by tile with a sort, padded to the largest group and pushed through
 batched matmuls; the padding is computed and thrown away (about 10 % for random batches).
-Tiles meet without overlap, so an upscaled decode can show faint seams at tile borders.
+
+Tiles meet without overlap. Between the last training sample of one tile and the first of
+the next, an upscaled decode used to switch nets abruptly, a visible seam at `--scale 2`.
+Files that record their training grid (`tile_grid`) decode such points as a blend of both
+tiles' nets, linear in the position across that one-sample gap (bilinear at corners): at
+the training samples the blend is the tile that was trained there, so `--scale 1`
+reproduces the training grid exactly, and in between the output is continuous.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -47,7 +54,12 @@ class TiledMLP(nn.Module):
     (tiles, out, in), a bias to (tiles, 1, out).
     """
 
-    def __init__(self, nets: Sequence[nn.Module], tiles: Sequence[int]) -> None:
+    def __init__(
+        self,
+        nets: Sequence[nn.Module],
+        tiles: Sequence[int],
+        grid: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         if math.prod(tiles) != len(nets):
             raise ValueError("one net per tile is needed")
@@ -71,9 +83,65 @@ class TiledMLP(nn.Module):
         strides = [math.prod(tiles[d + 1 :]) for d in range(len(tiles))]
         self.register_buffer("strides", torch.tensor(strides, dtype=torch.long), persistent=False)
         self.bytes_per_point = DECODE_PADDING * _inner_bytes_per_point(inner) + ROUTING_BYTES
+        self.grid = None if grid is None else list(grid)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        x, slot, position, inverse, active = self._route(coords)
+        if self.grid is None or self.training or torch.is_grad_enabled():
+            return self._run(coords, self._cells(coords))
+        return self._blended(coords)
+
+    def _cells(self, coords: torch.Tensor) -> torch.Tensor:
+        """Each point's tile per axis, as training routes it."""
+        scaled = (coords + 1) * (0.5 * self.tiles)
+        return scaled.floor().clamp_(min=0).minimum(self.tiles - 1)
+
+    def _blended(self, coords: torch.Tensor) -> torch.Tensor:
+        """Decode: each point from its own tile, blended with a neighbour tile inside the
+        one-sample gap between two tiles' training samples (see the module docstring)."""
+        cells = self._cells(coords)
+        offsets, weights = self._neighbours(coords, cells)
+        out = None
+        for combo in itertools.product((False, True), repeat=coords.shape[-1]):
+            weight = torch.ones_like(coords[:, 0])
+            shift = torch.zeros_like(cells)
+            for axis, use in enumerate(combo):
+                weight = weight * (weights[:, axis] if use else 1 - weights[:, axis])
+                if use:
+                    shift[:, axis] = offsets[:, axis]
+            chosen = (weight > 0).nonzero().squeeze(1)
+            if len(chosen) == 0:
+                continue
+            part = self._run(coords[chosen], cells[chosen] + shift[chosen])
+            if out is None:
+                out = part.new_zeros(len(coords), part.shape[-1])
+            out.index_add_(0, chosen, part * weight[chosen, None])
+        assert out is not None  # the own-tile combination always carries weight
+        return out
+
+    def _neighbours(
+        self, coords: torch.Tensor, cells: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per point and axis: the neighbour tile's offset (−1, 0 or +1) and its weight.
+
+        In sample units u = (x + 1)/2·(n − 1), tile c's samples start at ⌈c(n − 1)/T⌉; a
+        point between the last sample of one tile and the first of the next gets weight
+        (distance from its own tile's sample) for the other tile. Points at a sample
+        (within 1e-4) keep weight 0: the training grid decodes as it was trained."""
+        size = torch.tensor(self.grid, device=coords.device, dtype=coords.dtype)
+        u = (coords + 1) * 0.5 * (size - 1)
+        span = (size - 1) / self.tiles
+        first = torch.ceil(cells * span - 1e-4)  # first sample of the own tile
+        last = torch.ceil((cells + 1) * span - 1e-4) - 1  # its last sample
+        below = (cells > 0) & (u < first)
+        above = (cells < self.tiles - 1) & (u > last)
+        weight = torch.where(below, first - u, torch.where(above, u - last, 0))
+        weight = torch.where((u - u.round()).abs() < 1e-4, 0, weight).clamp(0, 1)
+        offsets = below.long() * -1 + above.long()
+        return offsets, weight
+
+    def _run(self, coords: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """The nets of `cells` (one per point) at the points' coordinates local to them."""
+        x, slot, position, inverse, active = self._route(coords, cells)
         if active is None:
             h = self.net(x)
         else:  # a decode chunk touches a few tiles: run only theirs
@@ -82,7 +150,7 @@ class TiledMLP(nn.Module):
         return h[slot, position][inverse]
 
     @torch.compiler.disable
-    def _route(self, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _route(self, coords: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Group the points by tile: (padded local coords (tiles, longest, dims), each point's
         slot and position in it, the inverse of the sort, the tiles present or None for all).
 
@@ -90,8 +158,7 @@ class TiledMLP(nn.Module):
         rounded up so that random batches share a few shapes for the compiled layers.
         """
         scaled = (coords + 1) * (0.5 * self.tiles)
-        cell = scaled.floor().clamp_(min=0).minimum(self.tiles - 1)
-        local = (scaled - cell) * 2 - 1
+        local = (scaled - cell) * 2 - 1  # beyond [-1, 1] for a neighbour's blend
         tile = (cell.long() * self.strides).sum(-1)
         order = torch.argsort(tile)
         tile_sorted = tile[order]

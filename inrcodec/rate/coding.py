@@ -23,7 +23,7 @@ import numpy as np
 
 from inrcodec.errors import InrcodecError
 
-CODERS = ("geo", "lzma")
+CODERS = ("geo", "lzma", "ctx")  # ctx: latents under a context model (latents.py)
 DECAY_BITS = 16  # r = decay / 2^16
 MAX_BOUND = 1 << 15  # K: codes stay within int16, and the model table small
 MAX_EXPONENT, MIN_EXPONENT = 8, -30  # step = 2^e with e in this range
@@ -123,6 +123,8 @@ def decode(coded: Coded, count: int) -> np.ndarray:
         if coded.data:
             raise InrcodecError("an all-zero tensor stores no bytes")
         return np.zeros(count, dtype=np.int32)
+    if coded.coder == "ctx":
+        raise InrcodecError("context-coded latents decode with their context model")
     codes = _decode_geo(coded, count) if coded.coder == "geo" else _decode_lzma(coded, count)
     if codes.size and int(np.abs(codes).max()) > coded.bound:
         raise InrcodecError(f"decoded codes exceed their bound ±{coded.bound}")

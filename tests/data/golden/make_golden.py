@@ -27,6 +27,7 @@ CROP = HERE.parent / "div2k00_crop48.png"
 COMMON = ["--steps", "40", "--device", "cpu", "--compile", "off", "--batch-size", "0"]
 SMALL = [*COMMON, "--width", "16", "--depth", "2", "--lr", "3e-3"]
 TILED = ["--arch", "finer", "--tile-size", "24"]
+GRID = [*COMMON, "--arch", "grid", "--transform", "minmax", "--lr", "3e-2", "--steps", "120"]
 SL2A = [*COMMON, "--arch", "sl2a", "--width", "16", "--depth", "2", "-O", "degree=8"]
 # name -> (source: "crop" or "tone", encode flags); v1 is made from a raw fp16 file.
 FILES: dict[str, tuple[str, list[str]]] = {
@@ -43,6 +44,8 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v3_finer_tiled_auto": ("crop", [*SMALL, *TILED, "--precision", "auto", "--qat-steps", "5"]),
     "v3_wavelet_auto": ("crop", [*SMALL, "--arch", "finer-wavelet", "--precision", "auto"]),
     "v3_audio_siren_auto": ("tone", [*SMALL, "--precision", "auto"]),
+    "v4_grid_factorized": ("crop", [*GRID]),
+    "v4_grid_context": ("crop", [*GRID, "-O", "context=8"]),
 }
 
 

@@ -1,0 +1,171 @@
+"""Hierarchical latent grids and a small synthesis network (Cool-chic, C3), at any resolution.
+
+L grids of features at 1, 1/2, …, 1/2^(L−1) of the signal's resolution hold most of the
+information; each is interpolated at the query points (real-valued positions, so any output
+size works) and the features go through a small MLP per point. The grids are what the file
+mostly stores: trained for integer rounding (step 1) and entropy-coded under a Laplace
+model (`inrcodec.rate.latents`), while the MLP is a few hundred weights.
+
+Grids use the coordinate convention of `coords.py` (`align_corners`): the finest grid has
+one node per sample, so `--scale 1` reads every finest node exactly where it was trained.
+Signals of 1, 2 or 3 dimensions share the code (`grid_sample` on a 4-D or 5-D tensor);
+bicubic interpolation exists for 1-D and 2-D signals, 3-D ones fall back to trilinear.
+Deliberate deviation from Cool-chic: its upsampling is a learned filter on the integer
+lattice, which cannot be evaluated between lattice points; ours is a fixed continuous kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inrcodec.models.finer import finer
+from inrcodec.models.registry import register
+from inrcodec.models.siren import PeriodicMLP, sine
+from inrcodec.rate.latents import ContextModel
+
+INTERPOLATIONS = ("bicubic", "bilinear")
+ACTIVATIONS = ("relu", "gelu", "sine", "finer")
+MAX_LATENTS = 1 << 26  # the reader builds the grids before it can judge a file's payload
+
+
+def level_shape(shape: list[int], level: int) -> list[int]:
+    """Nodes per axis of grid `level` (level 0: one per sample)."""
+    return [max(1, -(-n // 2**level)) for n in shape]
+
+
+class LatentGridINR(nn.Module):
+    """Grids `latents[0]` (coarsest) … `latents[L−1]` (finest), then `synthesis`.
+
+    `forward(coords)` uses the latents as they are: the stored (integer) values after
+    decoding. Training passes quantized stand-ins to `synthesize` (rate/latents.py).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        shape: list[int],
+        levels: int,
+        width: int,
+        depth: int,
+        activation: str,
+        interpolation: str,
+        coordinates: bool,
+        context: int,
+    ) -> None:
+        super().__init__()
+        if len(shape) != in_features or any(n < 1 for n in shape):
+            raise ValueError(f"shape {shape} is not a grid of {in_features} dimensions")
+        if not 1 <= levels <= 16 or activation not in ACTIVATIONS:
+            raise ValueError(f"levels must be 1..16 and activation one of {ACTIVATIONS}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
+        shapes = [level_shape(shape, level) for level in reversed(range(levels))]
+        if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
+            raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
+        self.coordinates = coordinates
+        self.mode = "bilinear" if in_features == 3 else interpolation
+        inputs = levels + (in_features if coordinates else 0)
+        # Registration order is storage order: the context model decodes before the grids,
+        # and each grid after the coarser one its context reads.
+        self.synthesis = _synthesis(inputs, out_features, width, depth, activation)
+        self.context = ContextModel(in_features, context) if context else None
+        self.latents = nn.ParameterList(nn.Parameter(torch.zeros(s)) for s in shapes)
+        self.bytes_per_point = 4 * (inputs + 3 * width) * 4
+
+    def synthesize(self, coords: torch.Tensor, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Values at `coords` (N, d) in [-1, 1], from the given grids."""
+        features = [self.sample(grid, coords) for grid in latents]
+        if self.coordinates:
+            features.append(coords)
+        return self.synthesis(torch.cat(features, dim=-1))
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(coords, list(self.latents))
+
+    def sample(self, grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """One grid interpolated at `coords`: (N, 1). grid_sample wants (x, y, z) order and a
+        batch and channel axis; a 1-D signal is a 2-D grid of one row."""
+        points = coords.flip(-1)
+        if grid.dim() == 1:
+            grid = grid[None]
+            points = torch.cat([points, torch.zeros_like(points)], dim=-1)
+        lead = (1,) * grid.dim()
+        values = F.grid_sample(
+            grid[None, None].to(coords.dtype),
+            points.reshape(*lead, -1, points.shape[-1]),
+            mode=self.mode,
+            padding_mode="border",
+            align_corners=True,
+        )
+        return values.reshape(-1, 1)
+
+    def macs_per_point(self) -> int:
+        """Multiply-adds per decoded sample at the training grid: interpolation taps, the
+        synthesis layers, and the context model's share (it runs once per stored latent)."""
+        taps = {"bicubic": 4, "bilinear": 2}[self.mode] ** self.latents[0].dim()
+        per_point = taps * len(self.latents) + _linear_macs(self.synthesis)
+        if self.context is not None:
+            per_latent = _linear_macs(self.context)
+            stored = sum(grid.numel() for grid in self.latents)
+            per_point += math.ceil(per_latent * stored / self.latents[-1].numel())
+        return per_point
+
+
+def _linear_macs(module: nn.Module) -> int:
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
+
+
+class _PlainMLP(nn.Sequential):
+    """in -> (1 + depth) layers of `width` with ReLU or GELU -> linear out (Cool-chic's)."""
+
+    def __init__(self, inputs: int, outputs: int, width: int, depth: int, activation: str):
+        act = {"relu": nn.ReLU, "gelu": nn.GELU}[activation]
+        layers: list[nn.Module] = [nn.Linear(inputs, width), act()]
+        for _ in range(depth):
+            layers += [nn.Linear(width, width), act()]
+        super().__init__(*layers, nn.Linear(width, outputs))
+
+
+def _synthesis(inputs: int, outputs: int, width: int, depth: int, activation: str) -> nn.Module:
+    if width < 1 or depth < 0:
+        raise ValueError("width must be >= 1 and depth >= 0")
+    if activation in ("relu", "gelu"):
+        return _PlainMLP(inputs, outputs, width, depth, activation)
+    # The mission's periodic families, with their own init (SIREN's ω0 = 30 would make
+    # latents of a few units wrap many times, so ω0 = 1 on the features).
+    return PeriodicMLP(
+        inputs, outputs, width, depth, 1.0, 1.0, sine if activation == "sine" else finer
+    )
+
+
+@register("grid", "latent grids at 1..1/2^(L-1) resolution + a small synthesis MLP (Cool-chic)")
+def build(
+    in_features: int,
+    out_features: int,
+    *,
+    shape: list[int] = [],  # noqa: B006 - the signal's grid, set by the encoder
+    levels: int = 7,
+    width: int = 32,
+    depth: int = 1,
+    activation: str = "gelu",
+    interpolation: str = "bilinear",
+    coordinates: bool = False,
+    context: int = 0,
+) -> nn.Module:
+    return LatentGridINR(
+        in_features,
+        out_features,
+        list(shape),
+        levels,
+        width,
+        depth,
+        activation,
+        interpolation,
+        coordinates,
+        context,
+    )

@@ -1,0 +1,291 @@
+"""The rate of latent grids: what training minimises and what the file stores.
+
+Two models, both Laplace laws over integer latents:
+
+- **factorized**: one law per grid, mean 0, its scale fitted to the grid (training uses
+  the maximum-likelihood scale; the file codes each grid with `coding.encode`, which fits
+  its own integer parameters).
+- **context** (`ContextModel`): the mean and scale of each latent come from a tiny MLP
+  over latents the decoder already has: the co-located latent of the next coarser grid and
+  its axis neighbours, and, in a checkerboard order, the axis neighbours in the same grid.
+  Each grid decodes in two parallel passes (anchors, i.e. an even index sum, then the
+  rest, whose axis neighbours are all anchors), coarsest grid first: no per-latent loop.
+
+Decoding must give the same integers on every machine and whatever the compute dtype, so
+the stored context model runs in fixed-point int64 arithmetic (`_integer_parameters`):
+weights at 2^-16, hidden units at 2^-8, the mean rounded to an integer and the scale to
+one of `SCALE_STEPS` steps of √2. Each group of latents that share a scale is range-coded
+under the integer-built two-sided geometric table of `coding.py`, after subtracting its
+rounded mean. Training uses the same features and network in floating point, with a
+continuous mean and scale: its bits are an estimate, the written file is the judge.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from inrcodec.errors import InrcodecError
+from inrcodec.rate import coding
+
+MIN_SCALE_LOG2 = -5.0  # the scale ladder: 2^((s − 10) / 2), s = 0 … 31
+SCALE_STEPS = 32
+# r = round(2^16 · exp(−1 / scale)) of each ladder step, written out so that no platform's
+# exp() enters the decoder (tests/test_latents.py recomputes them).
+SCALE_DECAYS = (
+    0, 0, 0, 1, 22, 229, 1200, 3874, 8869, 15933, 24109, 32314, 39750, 46019, 51039, 54917,
+    57835, 59992, 61565, 62703, 63520, 64104, 64520, 64816, 65026, 65175, 65280, 65355,
+    65408, 65446, 65472, 65491,
+)  # fmt: skip
+WEIGHT_BITS, HIDDEN_BITS = 16, 8  # fixed-point fractions of the stored context model
+CONTEXT_PREFIX, LATENTS_PREFIX = "context.", "latents."
+RATE_SAMPLE = 65536  # latents per grid whose bits a training step measures, at most
+
+
+class ContextModel(nn.Module):
+    """(4·d + 2) context features -> `width` ReLU -> (mean, log2 scale)."""
+
+    def __init__(self, dims: int, width: int) -> None:
+        super().__init__()
+        self.dims = dims
+        self.net = nn.Sequential(nn.Linear(4 * dims + 2, width), nn.ReLU(), nn.Linear(width, 2))
+        with torch.no_grad():  # start as a factorized law of scale 1
+            self.net[2].weight.mul_(0.1)
+            self.net[2].bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(features)
+        return out[:, 0], out[:, 1].clamp(MIN_SCALE_LOG2, MIN_SCALE_LOG2 + (SCALE_STEPS - 1) / 2)
+
+
+def features(
+    grid: torch.Tensor, parent: torch.Tensor | None, positions: torch.Tensor
+) -> torch.Tensor:
+    """Context of the latents of `grid` at `positions` (n, d): the parent latent and its 2d
+    axis neighbours (border replicated), the 2d axis neighbours in `grid` (zero outside, and
+    zero for anchors, which decode before them), and 1 for an anchor. Works on floats
+    (training) and int64 (coding) alike."""
+    shape = torch.tensor(grid.shape, device=positions.device)
+    anchor = positions.sum(-1) % 2 == 0
+    columns = [_parent_column(parent, positions, None, 0)]
+    columns += [_parent_column(parent, positions, axis, step) for axis, step in _steps(grid.dim())]
+    for axis, step in _steps(grid.dim()):
+        moved = positions.clone()
+        moved[:, axis] += step
+        inside = (moved[:, axis] >= 0) & (moved[:, axis] < shape[axis]) & ~anchor
+        moved = torch.minimum(moved.clamp(min=0), shape - 1)
+        columns.append(torch.where(inside, _at(grid, moved), 0))
+    columns.append(anchor.to(grid.dtype))
+    return torch.stack([c.to(grid.dtype) for c in columns], dim=-1)
+
+
+def _steps(dims: int) -> list[tuple[int, int]]:
+    return [(axis, step) for axis in range(dims) for step in (-1, 1)]
+
+
+def _parent_column(
+    parent: torch.Tensor | None, positions: torch.Tensor, axis: int | None, step: int
+) -> torch.Tensor:
+    if parent is None:  # the coarsest grid has no parent
+        return torch.zeros(len(positions), dtype=torch.long, device=positions.device)
+    at = positions // 2
+    if axis is not None:
+        at[:, axis] += step
+    limit = torch.tensor(parent.shape, device=positions.device) - 1
+    return _at(parent, torch.minimum(at.clamp(min=0), limit))
+
+
+def _at(grid: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """grid[positions] for (n, d) index rows, positions assumed inside."""
+    return grid.reshape(-1)[_flat(positions, grid.shape)]
+
+
+def _flat(positions: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """Row-major flat indices of (n, d) index rows."""
+    strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
+    return (positions * torch.tensor(strides, device=positions.device)).sum(-1)
+
+
+def all_positions(shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+    axes = [torch.arange(n, device=device) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))
+
+
+def laplace_bits(values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """−log2 P(values) under a Laplace law integrated over [v − ½, v + ½], computed on the
+    near tail (the law is symmetric) so that far values keep their precision."""
+    x = -(values - mean).abs()
+    top = x + 0.5  # above 0 only for a value within ½ of the mean
+    upper = torch.where(
+        top <= 0,
+        0.5 * torch.exp(top.clamp(max=0) / scale),
+        1 - 0.5 * torch.exp(-top.clamp(min=0) / scale),
+    )
+    lower = 0.5 * torch.exp((x - 0.5) / scale)
+    return -torch.log2((upper - lower).clamp_min(2**-30))
+
+
+def training_bits(
+    latents: list[torch.Tensor],
+    context: ContextModel | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Estimated bits of all grids (coarsest first): factorized without a context model;
+    with one, grids larger than RATE_SAMPLE are measured on a random sample and scaled up,
+    an unbiased estimate at a fraction of the cost."""
+    if context is None:
+        return factorized_bits(latents)
+    total = latents[0].new_zeros(())
+    for index, grid in enumerate(latents):
+        parent = latents[index - 1] if index else None
+        count = grid.numel()
+        if count > RATE_SAMPLE:
+            flat = torch.randint(0, count, (RATE_SAMPLE,), device=grid.device, generator=generator)
+            positions = unravel(flat, grid.shape)
+        else:
+            positions = all_positions(tuple(grid.shape), grid.device)
+        mean, log2_scale = context(features(grid, parent, positions))
+        bits = laplace_bits(_at(grid, positions), mean, torch.exp2(log2_scale)).sum()
+        total = total + bits * (count / len(positions))
+    return total
+
+
+def stored_bits(latents: list[torch.Tensor], context: ContextModel | None) -> float:
+    """Bits the file will spend on these integer grids: the coder's own estimate per grid
+    when factorized (the Laplace density above overestimates sparse grids by ~30 %, which
+    would make a byte target undershoot), the context model's estimate otherwise."""
+    if context is not None:
+        return float(training_bits(latents, context))
+    return sum(
+        coding.estimated_bits(grid.detach().cpu().numpy().astype(np.int64)) for grid in latents
+    )
+
+
+def factorized_bits(latents: list[torch.Tensor]) -> torch.Tensor:
+    """Bits of each grid under a zero-mean Laplace law of its maximum-likelihood scale
+    (the coder fits its own law to each stored grid alike)."""
+    total = latents[0].new_zeros(())
+    for grid in latents:
+        scale = grid.abs().mean().clamp_min(1e-3)
+        total = total + laplace_bits(grid, grid.new_zeros(()), scale).sum()
+    return total
+
+
+def unravel(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    columns = []
+    for n in reversed(shape):
+        columns.append(flat % n)
+        flat = flat // n
+    return torch.stack(columns[::-1], dim=-1)
+
+
+# --- the stored form --------------------------------------------------------------------
+
+
+def is_context_coded(name: str, names: list[str]) -> bool:
+    """Latents are context-coded when the model has a context network."""
+    return name.startswith(LATENTS_PREFIX) and any(n.startswith(CONTEXT_PREFIX) for n in names)
+
+
+def _integer_parameters(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The context network's stored weights and biases in fixed point (int64 at 2^-16).
+    Stored values are integers times powers of two, so this is exact unless a step is
+    finer than 2^-16, where it rounds the same way on every machine."""
+    names = [f"{CONTEXT_PREFIX}net.{i}.{kind}" for i in (0, 2) for kind in ("weight", "bias")]
+    missing = [n for n in names if n not in state]
+    if missing:
+        raise InrcodecError(f"context-coded latents need {', '.join(missing)}")
+    return [torch.round(state[n].double() * 2**WEIGHT_BITS).long() for n in names]
+
+
+def _integer_laws(
+    parameters: list[torch.Tensor], context: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rounded mean, scale step) of each context row (int64), in fixed point."""
+    w1, b1, w2, b2 = parameters
+    hidden = (context @ w1.T + b1).clamp(min=0) >> (WEIGHT_BITS - HIDDEN_BITS)
+    out = hidden @ w2.T + (b2 << HIDDEN_BITS)
+    shift = WEIGHT_BITS + HIDDEN_BITS
+    half = 1 << (shift - 1)
+    mean = (out[:, 0] + half) >> shift
+    step = ((2 * out[:, 1] + half) >> shift) - int(2 * MIN_SCALE_LOG2)
+    return mean, step.clamp(0, SCALE_STEPS - 1)
+
+
+def _passes(shape: tuple[int, ...]) -> list[torch.Tensor]:
+    """Positions of the anchors, then of the others, in raster order."""
+    positions = all_positions(shape)
+    anchor = positions.sum(-1) % 2 == 0
+    return [positions[anchor], positions[~anchor]]
+
+
+def encode_grid(
+    codes: np.ndarray, parent: np.ndarray | None, state: dict[str, torch.Tensor]
+) -> coding.Coded:
+    """One grid's integers, range-coded under the context model given the coarser grid."""
+    import constriction
+
+    grid = torch.from_numpy(codes.astype(np.int64))
+    above = None if parent is None else torch.from_numpy(parent.astype(np.int64))
+    parameters = _integer_parameters(state)
+    groups = []
+    for positions in _passes(tuple(grid.shape)):
+        mean, step = _integer_laws(parameters, features(grid, above, positions))
+        residual = _at(grid, positions) - mean
+        groups += [(s, residual[step == s]) for s in range(SCALE_STEPS)]
+    bound = max((int(r.abs().max()) for _, r in groups if r.numel()), default=0)
+    if bound > coding.MAX_BOUND:
+        raise ValueError(f"latent residuals reach {bound}, beyond ±{coding.MAX_BOUND}")
+    encoder = constriction.stream.queue.RangeEncoder()
+    for s, residual in groups:
+        if residual.numel() and bound:
+            model = _model(bound, s)
+            encoder.encode((residual + bound).numpy().astype(np.int32), model)
+    data = encoder.get_compressed().astype("<u4").tobytes() if bound else b""
+    return coding.Coded("ctx", bound, 0, data)
+
+
+def decode_grid(
+    coded: coding.Coded,
+    shape: tuple[int, ...],
+    parent: np.ndarray | None,
+    state: dict[str, torch.Tensor],
+) -> np.ndarray:
+    """Inverse of `encode_grid`: the grid's integers (int32), two passes, each vectorised."""
+    import constriction
+
+    if len(coded.data) % 4:
+        raise InrcodecError("range-coded stream is not a whole number of 32-bit words")
+    if coded.bound == 0 and coded.data:
+        raise InrcodecError("a grid without residuals stores no bytes")
+    grid = torch.zeros(shape, dtype=torch.long)
+    above = None if parent is None else torch.from_numpy(parent.astype(np.int64))
+    parameters = _integer_parameters(state)
+    words = np.frombuffer(coded.data, dtype="<u4").astype(np.uint32)
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    for positions in _passes(tuple(shape)):
+        mean, step = _integer_laws(parameters, features(grid, above, positions))
+        residual = torch.zeros(len(positions), dtype=torch.long)
+        for s in range(SCALE_STEPS):
+            chosen = step == s
+            count = int(chosen.sum())
+            if count and coded.bound:
+                try:
+                    symbols = decoder.decode(_model(coded.bound, s), count)
+                except Exception as exc:  # constriction's own error types
+                    raise InrcodecError(f"corrupt latent stream ({exc})") from None
+                residual[chosen] = torch.from_numpy(symbols.astype(np.int64)) - coded.bound
+        grid.view(-1)[_flat(positions, grid.shape)] = mean + residual
+    if grid.numel() and int(grid.abs().max()) >= 1 << 24:
+        raise InrcodecError("decoded latents leave the exact range of fp32")
+    return grid.numpy().astype(np.int32)
+
+
+def _model(bound: int, step: int):
+    import constriction
+
+    table = coding.geometric_table(bound, SCALE_DECAYS[step])
+    return constriction.stream.model.Categorical(table, perfect=False)

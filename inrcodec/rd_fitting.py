@@ -1,0 +1,199 @@
+"""Fit a latent-grid model on D + λ·R: distortion plus the entropy model's bits.
+
+The recipe of the overfitted codecs (Cool-chic 3, C3), sized for a CPU:
+- random point batches with the grids interpolated at the sampled points (a full-image
+  pass costs ~20x more per update on 2 cores);
+- latents quantized by additive uniform noise for the first `NOISE_SHARE` of the run, then
+  rounded and frozen while the synthesis tunes on exactly the integers the file stores.
+  (Straight-through rounding of the latents themselves, C3's and Cool-chic 3's end
+  phase, lost 1.5 dB here: with a few thousand sparse-batch steps the rate term flips
+  latents across the rounding boundary faster than the distortion pulls them back);
+- Adam with a cosine learning-rate decay over the steps or the time budget;
+- D is the MSE over the squared peak of the transformed domain ([-1, 1], peak 2) and R
+  bits per sample, so λ means what `--lambda` means for the weights' step choice.
+- a target (`--target-bpp`, `--target-psnr`) steers λ at each evaluation (a
+  multiplicative controller, warm-started at the given or default λ): one training run
+  lands near the target instead of a bisection of full trainings.
+
+Nothing in a training step waits for the device: losses reach the host only at evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from inrcodec.fitting import FitResult, Progress, Quality, compile_model
+from inrcodec.options import FitConfig
+from inrcodec.rate.latents import factorized_bits, stored_bits, training_bits
+from inrcodec.render import chunk_points
+
+NOISE_SHARE = 0.85  # share of the run with noisy latents; then they are rounded, frozen
+PEAK_SQUARED = 4.0  # the transformed domain spans [-1, 1]
+MAX_LAMBDA_FACTOR = 2.0  # the controller changes λ by at most this per evaluation
+
+
+@dataclass
+class Target:
+    """What the λ controller steers to: file bits of the latents, or a quality in dB."""
+
+    bits: float | None = None
+    quality: float | None = None
+
+    def factor(self, bits: float, quality: float) -> float:
+        """How much to multiply λ by after an evaluation that measured `bits` and `quality`."""
+        if self.bits is not None:
+            ratio = (bits / self.bits) ** 2
+        elif self.quality is not None:
+            ratio = 2 ** (quality - self.quality)
+        else:
+            return 1.0
+        return min(MAX_LAMBDA_FACTOR, max(1 / MAX_LAMBDA_FACTOR, ratio))
+
+
+def quantized(latents: list[torch.Tensor], rounding: bool) -> list[torch.Tensor]:
+    """Stand-ins for the stored integers: rounding (straight-through, should a grid still
+    require gradients), or additive uniform noise of the same width."""
+    if rounding:
+        return [grid + (torch.round(grid) - grid).detach() for grid in latents]
+    return [grid + torch.rand_like(grid) - 0.5 for grid in latents]
+
+
+def fit_rd(
+    model,
+    coords: torch.Tensor,
+    targets: torch.Tensor,
+    config: FitConfig,
+    lam: float,
+    quality: Quality | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    target: Target | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[FitResult, float]:
+    """Train `model` (a LatentGridINR) and return its parameters with the latents rounded,
+    and the λ it ended with. Stops on the steps, the time budget or `should_stop`."""
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rate = _rate_function(model, config)
+    monitor = _Monitor(model, coords, targets, quality, target or Target(), on_progress, config)
+    start, done, reason = clock(), 0, "steps"
+    try:
+        while True:
+            elapsed = clock() - start
+            if done % config.eval_every == 0:
+                lam = monitor.evaluate(done, elapsed, lam)
+            if should_stop is not None and should_stop():
+                reason = "interrupted"
+                break
+            progress = _progress(config, done, elapsed)
+            if progress >= 1:
+                reason = "time-budget" if done < config.steps else "steps"
+                break
+            _step(model, optimizer, coords, targets, config, lam, progress, rate)
+            done += 1
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    with torch.no_grad():
+        for grid in model.latents:
+            grid.copy_(torch.round(grid)).requires_grad_(False)  # final: the stored integers
+    _bits, _score, mse = _evaluate(model, coords, targets, None)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return FitResult(state, done, clock() - start, mse, reason), lam
+
+
+@dataclass
+class _Monitor:
+    """The evaluations of a run: progress reports, and the λ controller's measurements."""
+
+    model: torch.nn.Module
+    coords: torch.Tensor
+    targets: torch.Tensor
+    quality: Quality | None
+    target: Target
+    on_progress: Callable[[Progress], None] | None
+    config: FitConfig
+    last_report: float = -math.inf
+
+    def evaluate(self, done: int, elapsed: float, lam: float) -> float:
+        """Judge the rounded latents; report; return λ steered towards the target."""
+        bits, score, mse = _evaluate(self.model, self.coords, self.targets, self.quality)
+        if self.on_progress is not None and elapsed - self.last_report >= 0.5:
+            loss = mse / PEAK_SQUARED + lam * bits / len(self.coords)  # D + λR
+            self.on_progress(Progress(done, self.config.steps, loss, score, elapsed))
+            self.last_report = elapsed
+        return lam * self.target.factor(bits, score) if done else lam  # untrained at 0
+
+
+def _progress(config: FitConfig, done: int, elapsed: float) -> float:
+    progress = done / max(1, config.steps)
+    if config.time_budget:
+        progress = max(progress, elapsed / config.time_budget)
+    return progress
+
+
+def _rate_function(model, config: FitConfig) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+    """The latents' training bits. The factorized model's elementwise work is compiled into
+    one loop when the run is long enough to repay the few seconds that takes (3x faster on
+    a 2-core CPU at 768x512); a platform that cannot compile carries on eagerly."""
+    if model.context is not None:
+        return lambda latents: training_bits(latents, model.context)
+    long_run = config.steps >= COMPILE_STEPS or (config.time_budget or 0) >= COMPILE_SECONDS
+    wanted = config.compile == "on" or (config.compile == "auto" and long_run)
+    compiled = compile_model(factorized_bits) if wanted else None
+
+    def bits(latents: list[torch.Tensor]) -> torch.Tensor:
+        nonlocal compiled
+        if compiled is not None:
+            try:
+                return compiled(latents)
+            except Exception:
+                compiled = None
+        return factorized_bits(latents)
+
+    return bits
+
+
+COMPILE_STEPS, COMPILE_SECONDS = 3000, 30.0
+
+
+def _step(model, optimizer, coords, targets, config: FitConfig, lam, progress: float, rate):
+    """One Adam update on D + λR at the cosine-scheduled lr, on a random batch of points
+    (all of them for a small signal or `--batch-size 0`)."""
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    n = len(coords)
+    if 0 < config.batch_size < n:
+        batch = torch.randint(0, n, (config.batch_size,), device=coords.device)
+        coords, targets = coords[batch], targets[batch]
+    rounding = progress >= NOISE_SHARE
+    if rounding:  # the latents are final: only the synthesis adapts to their integers
+        for grid in model.latents:
+            grid.requires_grad_(False)
+    latents = quantized(list(model.latents), rounding)
+    pred = model.synthesize(coords, latents)
+    distortion = torch.mean((pred - targets) ** 2) / PEAK_SQUARED
+    bits = rate(latents) / n
+    optimizer.zero_grad(set_to_none=True)
+    (distortion + lam * bits).backward()
+    optimizer.step()
+
+
+def _evaluate(
+    model, coords: torch.Tensor, targets: torch.Tensor, quality: Quality | None
+) -> tuple[float, float, float]:
+    """(the latents' bits as the file will store them, quality in dB, MSE), rounded."""
+    with torch.no_grad():
+        latents = [torch.round(grid) for grid in model.latents]
+        chunk = chunk_points(model)
+        pred = torch.cat(
+            [model.synthesize(coords[i : i + chunk], latents) for i in range(0, len(coords), chunk)]
+        )
+        bits = stored_bits(latents, model.context)
+        mse = torch.mean((pred - targets) ** 2).item()
+    return bits, (quality(pred) if quality is not None else math.nan), mse
