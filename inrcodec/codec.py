@@ -279,7 +279,7 @@ def train(
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
-    if hasattr(model, "latents"):
+    if has_latents(options.arch):
         result = _fit_latents(job, options, model, on_progress, should_stop, budget)
     else:
         result = fit(
@@ -319,7 +319,7 @@ def _fit_latents(
         spare = budget - HEADER_BYTES_ESTIMATE - weights * BITS_PER_PARAMETER / 8
         target = Target(bits=max(8.0, 8 * spare * LATENT_BUDGET_SHARE))
     lam = options.lam or LATENT_LAMBDA
-    result, _lam = fit_rd(
+    return fit_rd(
         model,
         job.coords,
         job.targets,
@@ -330,7 +330,6 @@ def _fit_latents(
         should_stop,
         target,
     )
-    return result
 
 
 LATENT_LAMBDA = 1e-3  # latent grids without a target: about 1.5 bpp on a Kodak photo

@@ -75,9 +75,9 @@ def fit_rd(
     target: Target | None = None,
     *,
     clock: Callable[[], float] = time.perf_counter,
-) -> tuple[FitResult, float]:
-    """Train `model` (a LatentGridINR) and return its parameters with the latents rounded,
-    and the λ it ended with. Stops on the steps, the time budget or `should_stop`."""
+) -> FitResult:
+    """Train `model` (a LatentGridINR) and return its parameters with the latents rounded.
+    Stops on the steps, the time budget or `should_stop`."""
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rate = _rate_function(model, config)
@@ -104,7 +104,7 @@ def fit_rd(
             grid.copy_(torch.round(grid)).requires_grad_(False)  # final: the stored integers
     _bits, _score, mse = _evaluate(model, coords, targets, None)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return FitResult(state, done, clock() - start, mse, reason), lam
+    return FitResult(state, done, clock() - start, mse, reason)
 
 
 @dataclass

@@ -233,3 +233,30 @@ def test_context_coded_latents_need_format_4(grid_files):
     data = with_metadata(grid_files["context"].read_bytes(), format=3)
     with pytest.raises(InrcodecError, match="format 4"):
         container.from_bytes(data)
+
+
+def test_the_lambda_controller_steers_towards_its_target():
+    from inrcodec.rd_fitting import MAX_LAMBDA_FACTOR, Target
+
+    assert Target(bits=1000).factor(1100, 30.0) == pytest.approx(1.21)  # over: more λ
+    assert Target(bits=1000).factor(100, 30.0) == 1 / MAX_LAMBDA_FACTOR  # far under: bounded
+    assert Target(quality=30.0).factor(0, 31.0) == 2.0  # 1 dB too good: trade it for bits
+    assert Target().factor(123, 45.0) == 1.0
+
+
+def test_training_honours_its_time_budget_and_stores_integers():
+    """A fake clock: 0.1 s per reading, a 2-second budget, so the run ends by the budget
+    long before its steps; the latents come back rounded and frozen."""
+    from inrcodec.options import FitConfig
+    from inrcodec.rd_fitting import fit_rd
+
+    ticks = iter(range(10**6))
+    model = build_model("grid", 2, 3, shape=[12, 10], levels=3, width=8)
+    coords = torch.rand(120, 2) * 2 - 1
+    config = FitConfig(steps=10**6, lr=1e-2, time_budget=2.0, batch_size=0, eval_every=5)
+    result = fit_rd(model, coords, torch.rand(120, 3), config, 1e-3, clock=lambda: next(ticks) / 10)
+    assert result.stop_reason == "time-budget" and 0 < result.steps < 30
+    for name, value in result.state.items():
+        if name.startswith("latents."):
+            assert torch.equal(value, torch.round(value))
+    assert not any(grid.requires_grad for grid in model.latents)
