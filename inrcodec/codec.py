@@ -398,10 +398,11 @@ def _tuned(job: Job, options: EncodeOptions, fitted: Fitted, rounding: dict) -> 
 def _package_coded(
     job: Job, options: EncodeOptions, fitted: Fitted, budget: float | None
 ) -> Candidate:
-    """The auto precision: a step per tensor chosen by rate–distortion (the largest
-    estimate that fits `budget` bytes; else the fewest bits that keep `--target-psnr`;
-    else `--lambda`), quantization-aware tuning at those steps, entropy coding. With a
-    budget, the steps are coarsened until the written file fits."""
+    """The auto precision: a step per tensor chosen by rate–distortion (a network alone:
+    the largest estimate that fits `budget` bytes, else the fewest bits that keep
+    `--target-psnr`, else `--lambda`; beside latent grids: the λ their training ended
+    at, within the budget), quantization-aware tuning at those steps, entropy coding.
+    With a budget, the steps are coarsened until the written file fits."""
     from functools import partial
 
     from inrcodec.quantize import as_stored, fake_step
@@ -414,19 +415,20 @@ def _package_coded(
     tables = steps.measure(tensors, _rd_distortion(job, fitted))
     samples = math.prod(job.signal.grid_shape)
     bits = None if budget is None else 8 * (budget - HEADER_BYTES_ESTIMATE)
+    # Latent grids: the weights' steps at the λ their training ended at (equal slopes for
+    # every part of the file), the budget only capping them; a network alone fills it.
+    default = LATENT_LAMBDA if latent else steps.DEFAULT_LAMBDA
+    lam = (fitted.result.lam if latent else None) or options.lam or default
     if bits is not None and latent:
-        first_guess = steps.choose(tables, options.lam or LATENT_LAMBDA, samples)
-        bits -= 8 * _latent_bytes(job, fitted, first_guess)
+        bits -= 8 * _latent_bytes(job, fitted, steps.choose(tables, lam, samples))
     for _attempt in range(BUDGET_ATTEMPTS):
-        if bits is not None:
+        exponents = steps.choose(tables, lam, samples)
+        if bits is not None and (not latent or steps.total_bits(tables, exponents) > bits):
             exponents, _lam = steps.choose_within(tables, bits, samples)
         elif options.target_psnr is not None and options.lam is None and not latent:
             # The fewest bits whose estimated quality still reaches the target.
             most = 10 ** (-options.target_psnr / 10)
             exponents, _lam = steps.choose_for_distortion(tables, most, samples)
-        else:
-            default = LATENT_LAMBDA if latent else steps.DEFAULT_LAMBDA
-            exponents = steps.choose(tables, options.lam or default, samples)
         exponents.update(dict.fromkeys(latent, 0))
         rounding = {n: partial(fake_step, exponent=exponents[n]) for n in names}
         state, tuned = _tuned(job, options, fitted, rounding)

@@ -46,6 +46,7 @@ class FitResult:
     best_loss: float
     stop_reason: str  # "steps", "time-budget", "target-psnr", "plateau" or "interrupted"
     compiled: bool = False  # whether torch.compile ran the training steps
+    lam: float | None = None  # rate–distortion fits: the λ the run ended at
 
 
 Quality = Callable[[torch.Tensor], float]  # full-grid prediction (N, C) -> dB (PSNR or SNR)

@@ -185,7 +185,8 @@ def test_a_2x_decode_has_no_seams(grid_files):
 @pytest.mark.parametrize("bpp", [6.0, 10.0])
 def test_target_bpp_never_writes_above_its_budget(tmp_path, bpp):
     path = encode(tmp_path, f"t{bpp}", "--steps", "150", "--target-bpp", str(bpp))
-    assert path.stat().st_size <= bpp * 48 * 48 / 8
+    budget = bpp * 48 * 48 / 8
+    assert path.stat().st_size <= budget
 
 
 def test_mac_per_pixel_is_reported_and_small(grid_files, capsys):
@@ -260,3 +261,35 @@ def test_training_honours_its_time_budget_and_stores_integers():
         if name.startswith("latents."):
             assert torch.equal(value, torch.round(value))
     assert not any(grid.requires_grad for grid in model.latents)
+
+
+def test_lambda_stops_moving_once_the_latents_are_frozen():
+    """The controller steers at every evaluation of the noisy phase only; the λ returned is
+    the one that shaped the stored latents (the weights' steps are chosen at it)."""
+    from inrcodec.options import FitConfig
+    from inrcodec.rd_fitting import NOISE_SHARE, fit_rd
+
+    class Doubling:
+        def factor(self, bits: float, quality: float) -> float:
+            return 2.0
+
+    model = build_model("grid", 2, 3, shape=[6, 5], levels=2, width=4)
+    coords = torch.rand(30, 2) * 2 - 1
+    config = FitConfig(steps=20, lr=1e-2, batch_size=0, eval_every=1)
+    result = fit_rd(model, coords, torch.rand(30, 3), config, 1e-3, target=Doubling())
+    steered = sum(1 for done in range(1, 20) if done / 20 < NOISE_SHARE)
+    assert result.lam == pytest.approx(1e-3 * 2**steered)
+
+
+def test_training_noise_is_uniform_and_fresh_each_step():
+    from inrcodec.rd_fitting import NoiseSource
+
+    grids = [torch.zeros(64, 64), torch.zeros(200)]
+    noise = NoiseSource(grids, seed=0)
+    first, second = noise(grids), noise(grids)
+    values = torch.cat([g.reshape(-1) for g in first])
+    assert values.min() >= -0.5 and values.max() < 0.5
+    assert abs(values.mean()) < 0.02 and values.var() == pytest.approx(1 / 12, rel=0.05)
+    assert len(values.unique()) == len(values)  # distinct draws: independent within a step
+    assert not torch.equal(first[0], second[0])
+    assert [g.shape for g in first] == [g.shape for g in grids]
