@@ -316,6 +316,34 @@ def bd_table(curves: dict[str, list[dict[str, Any]]], meta: dict[str, Any]) -> l
     return lines
 
 
+def gap_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """Per image, inrcodec's PSNR minus each anchor's at the same bpp (the anchor's front on
+    that image, linear in log bpp); the mean, worst and best over images per target rate.
+    Stricter than comparing mean curves, where averaging PSNR over images at one anchor
+    quality mixes rates."""
+    anchors = [a for a in meta["anchors"] if any(r["codec"] == a for r in rows)]
+    head = " | ".join(f"vs {a}: mean (worst, best) dB" for a in anchors)
+    lines = [f"| curve | target bpp | images | {head} |", "|---|---|---|" + "---|" * len(anchors)]
+    ok = [r for r in rows if "error" not in r]
+    for codec in meta["curves"]:
+        for rate in meta["rates"]:
+            points = [r for r in ok if r["codec"] == codec and r["setting"] == rate]
+            cells = []
+            for a in anchors:
+                gaps = []
+                for p in points:
+                    at = psnr_at(
+                        [r for r in ok if r["codec"] == a and r["image"] == p["image"]], p["bpp"]
+                    )
+                    if at is not None:
+                        gaps.append(p["psnr"] - at)
+                cells.append(
+                    f"{np.mean(gaps):+.2f} ({min(gaps):+.2f}, {max(gaps):+.2f})" if gaps else "–"
+                )
+            lines.append(f"| {codec} | {rate:g} | {len(points)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def timing_table(rows: list[dict[str, Any]], codecs: Iterable[str]) -> list[str]:
     lines = ["| codec | encodes ok | encode s | decode s |", "|---|---|---|---|"]
     for codec in codecs:
@@ -411,6 +439,14 @@ def markdown(
         "fewer bits for the same PSNR; BD-PSNR: positive = inrcodec is better at equal rate.",
         "",
         *bd_table(curves, meta),
+        "",
+        "## Per image: PSNR difference at the same bpp",
+        "",
+        "Each inrcodec file against each anchor on the same image at that file's bpp "
+        "(interpolated on the anchor's Pareto front for that image, linearly in log bpp; "
+        "no extrapolation). Positive = inrcodec better.",
+        "",
+        *gap_table(rows, meta),
         "",
         "## Mean seconds per image (each encode or decode, every setting)",
         "",

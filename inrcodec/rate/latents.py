@@ -158,7 +158,7 @@ def stored_bits(
 ) -> float:
     """Bits the file will spend on these integer grids. Factorized: the range coder's own
     estimate per grid (the Laplace density above overestimates sparse grids by ~30 %), or
-    with `exact` the bytes `coding.encode` writes, LZMA where smaller (a further 20–25 %
+    with `exact` the bytes `coding.encode` writes, LZMA where smaller (a further 18–26 %
     less on the sparse fine grids of a 1-bpp photo; ~0.4 s at 768x512, so measured now and
     then). With a context model: its estimate."""
     if context is not None:
