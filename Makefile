@@ -41,7 +41,7 @@ bench: setup
 	$(BIN)/python benchmarks/train_speed.py --size 256 --steps 8
 	$(BIN)/python benchmarks/decode_memory.py $(DATA)/kodak
 	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --curve "grid=$(RD_FLAGS)" --out $(RD_OUT)
-	$(BIN)/python benchmarks/grid_time_to_quality.py $(DATA)/kodak --images kodim23
+	$(BIN)/python benchmarks/grid_time_to_quality.py $(DATA)/kodak --images kodim23 --out $(RD_OUT)
 
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks
