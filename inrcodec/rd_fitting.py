@@ -114,8 +114,7 @@ def fit_rd(
             elapsed = clock() - start
             progress = _progress(config, done, elapsed)
             if done % config.eval_every == 0:
-                steered = monitor.evaluate(done, elapsed, lam)
-                lam = steered if progress < NOISE_SHARE else lam  # frozen latents: λ is final
+                lam = monitor.evaluate(done, elapsed, lam, steering=progress < NOISE_SHARE)
             if should_stop is not None and should_stop():
                 reason = "interrupted"
                 break
@@ -149,10 +148,12 @@ class _Monitor:
     ratio: float = 1.0  # the file's bytes over the coder's quick estimate, measured …
     last_exact: float = -math.inf  # … at this time, and again after EXACT_SECONDS
 
-    def evaluate(self, done: int, elapsed: float, lam: float) -> float:
-        """Judge the rounded latents; report; return λ steered towards the target."""
+    def evaluate(self, done: int, elapsed: float, lam: float, steering: bool) -> float:
+        """Judge the rounded latents; report; return λ steered towards the target (kept
+        once the latents are frozen: then λ is final and the exact bytes need no measure)."""
         bits, score, mse = _evaluate(self.model, self.coords, self.targets, self.quality)
-        if bits > 0 and self.model.context is None and elapsed - self.last_exact >= EXACT_SECONDS:
+        measure = steering and self.model.context is None and bits > 0
+        if measure and elapsed - self.last_exact >= EXACT_SECONDS:
             latents = [torch.round(grid) for grid in self.model.latents]
             self.ratio = stored_bits(latents, None, exact=True) / bits
             self.last_exact = elapsed
@@ -161,7 +162,7 @@ class _Monitor:
             loss = mse / PEAK_SQUARED + lam * bits / len(self.coords)  # D + λR
             self.on_progress(Progress(done, self.config.steps, loss, score, elapsed))
             self.last_report = elapsed
-        return lam * self.target.factor(bits, score) if done else lam  # untrained at 0
+        return lam * self.target.factor(bits, score) if done and steering else lam  # 0: untrained
 
 
 def _progress(config: FitConfig, done: int, elapsed: float) -> float:
