@@ -1,8 +1,9 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 4; versions 1 to 3 still read: version 1 is version 2's fp16/fp32
-raw case, version 3 is version 2 plus the `auto` precision, and version 4 is version 3
-plus the context coder `x` of latent grids):
+Layout (format version 5; versions 1 to 4 still read: version 1 is version 2's fp16/fp32
+raw case, version 3 is version 2 plus the `auto` precision, version 4 is version 3 plus
+the context coder `x` of latent grids, and version 5 is version 4 plus their predictive
+coder `p`):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -15,9 +16,11 @@ plus the context coder `x` of latent grids):
     chosen by rate–distortion, entropy-coded one after the other (U8; see rate/). The
     header's `rq` lists per tensor the step exponent `e`, the coder `c` (g: range-coded
     two-sided geometric, l: LZMA, x (version 4): a latent grid under the file's context
-    model, see rate/latents.py), its integer parameters `k` (max |code|, for x the largest
-    residual) and `m` (the geometric decay, /2^16; 0 for x), and the stream's byte length
-    `n`. Context-coded grids follow the context model's tensors and the coarser grid.
+    model, see rate/latents.py, p (version 5): a latent grid predicted from its decoded
+    neighbours and the coarser grid, see rate/neighbours.py), its integer parameters `k`
+    (max |code|, for x and p the largest residual) and `m` (the geometric decay, /2^16; 0
+    for x and p), and the stream's byte length `n`. Context-coded grids follow the context
+    model's tensors and the coarser grid.
 - ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: compact JSON with the format version, medium, arch and
   hyper-parameters, precision, packing and scale layout, the value transform and its
@@ -55,8 +58,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -73,7 +76,8 @@ _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors d
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
 PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
-_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x"}  # ctx: rate/latents.py
+# ctx: rate/latents.py; nbr (format 5): rate/neighbours.py
+_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p"}
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 
 
@@ -215,6 +219,9 @@ def _entropy_coded(
                 raise InrcodecError(f"context-coded latents have step 1, not 2^{e}")
             streams.append(latents.encode_grid(codes, parent, stored))
             parent = codes
+        elif name.startswith(latents.LATENTS_PREFIX):
+            streams.append(latents.encode_factorized(codes, parent))
+            parent = codes
         else:
             streams.append(coding.encode(codes))
         stored[name] = torch.from_numpy(coding.from_codes(codes, e))
@@ -232,7 +239,7 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
     """Inverse of `_entropy_coded`: fp32 tensors of `shapes`, or an InrcodecError."""
     import torch
 
-    from inrcodec.rate import coding, latents
+    from inrcodec.rate import coding, latents, neighbours
 
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     fields = ("e", "k", "m", "n")
@@ -250,17 +257,24 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
         coded = coding.Coded(
             coders[table["c"][i]], table["k"][i], table["m"][i], payload[at : at + size]
         )
-        if (coded.coder == "ctx") != latents.is_context_coded(name, names) or (
-            coded.coder == "ctx" and exponent != 0
+        context_coded = latents.is_context_coded(name, names)
+        is_latent = name.startswith(latents.LATENTS_PREFIX)
+        if (
+            (coded.coder == "ctx") != context_coded
+            or (coded.coder == "ctx" and exponent != 0)
+            or (coded.coder == "nbr" and (context_coded or not is_latent))
         ):
             raise InrcodecError(
                 f"{name} cannot be stored with coder {coded.coder!r} at 2^{exponent}"
             )
         if coded.coder == "ctx":
             codes = latents.decode_grid(coded, tuple(shape), parent, stored)
-            parent = codes
+        elif coded.coder == "nbr":
+            codes = neighbours.decode(coded, tuple(shape), parent)
         else:
             codes = coding.decode(coded, math.prod(shape))
+        if is_latent:
+            parent = codes.reshape(shape)
         values.append(torch.from_numpy(coding.from_codes(codes, exponent)).reshape(shape))
         stored[name] = values[-1]
         at += size
@@ -622,6 +636,8 @@ def _validate_coding(meta: dict[str, Any], version: int) -> None:
         raise InrcodecError(f"invalid metadata field 'rq': {table!r}"[:200])
     if version < 4 and _CODER_LETTERS["ctx"] in table["c"]:
         raise InrcodecError("context-coded latents need format 4")
+    if version < 5 and _CODER_LETTERS["nbr"] in table["c"]:
+        raise InrcodecError("predictively coded latents need format 5")
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     for letter, bound, decay, size in zip(
         table["c"], table["k"], table["m"], table["n"], strict=False

@@ -74,13 +74,15 @@ def test_context_coded_latents_decode_alike_whatever_the_dtype_of_the_weights(gr
 
 
 def test_the_context_file_really_is_context_coded(grid_files):
-    for kind, letters in (("factorized", set("gl")), ("context", {"x"})):
+    for kind, letters in (("factorized", set("glp")), ("context", {"x"})):
         inr = container.read(grid_files[kind])
         names = list(inr.state)
         coders = [
             c for c, n in zip(inr.coding["c"], names, strict=True) if n.startswith("latents.")
         ]
         assert set(coders) <= letters and len(coders) == 7
+        if kind == "factorized":  # the fine grids of a trained model are predictable
+            assert "p" in coders
         assert all(
             e == 0 for e, n in zip(inr.coding["e"], names, strict=True) if n.startswith("latents.")
         )
@@ -233,6 +235,14 @@ def test_context_coded_latents_need_format_4(grid_files):
 
     data = with_metadata(grid_files["context"].read_bytes(), format=3)
     with pytest.raises(InrcodecError, match="format 4"):
+        container.from_bytes(data)
+
+
+def test_predictively_coded_latents_need_format_5(grid_files):
+    from tests.test_container import with_metadata
+
+    data = with_metadata(grid_files["factorized"].read_bytes(), format=4)
+    with pytest.raises(InrcodecError, match="format 5"):
         container.from_bytes(data)
 
 

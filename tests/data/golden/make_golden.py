@@ -46,6 +46,7 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v3_audio_siren_auto": ("tone", [*SMALL, "--precision", "auto"]),
     "v4_grid_factorized": ("crop", [*GRID]),
     "v4_grid_context": ("crop", [*GRID, "-O", "context=8"]),
+    "v5_grid_predictive": ("crop", [*GRID]),
 }
 
 
