@@ -454,7 +454,7 @@ def _latent_bytes(job: Job, fitted: Fitted, exponents: dict[str, int]) -> int:
     return sum(size for size, n in zip(inr.coding["n"], names, strict=True) if _is_latent(n))
 
 
-HEADER_BYTES_ESTIMATE = 900  # header and encoder facts of an auto file, before the first try
+HEADER_BYTES_ESTIMATE = 300  # packed header and encoder facts of an auto file (format 5)
 BUDGET_ATTEMPTS = 6
 RD_POINTS = 16384  # grid points on which step choices are judged
 

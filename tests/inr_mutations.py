@@ -173,9 +173,11 @@ def _join(header: dict[str, Any], payload: bytes) -> bytes:
 
 def _set_meta(data: bytes, key: str, value: Any) -> bytes:
     header, payload = _split(data)
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     meta[key] = value
-    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(
+        json.dumps(meta), meta.get("format")
+    )
     return _join(header, payload)
 
 
@@ -205,7 +207,7 @@ def field_mutated(draw: st.DrawFn, valid: bytes) -> bytes:
     """A valid file with one to three metadata fields set to an edge value or removed;
     `hp` (drawn as often as all other fields together) is edited key by key."""
     header, payload = _split(valid)
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from(sorted(FIELD_VALUES)) | st.just("hp"))
         if key == "hp":
@@ -215,7 +217,9 @@ def field_mutated(draw: st.DrawFn, valid: bytes) -> bytes:
             meta.pop(key, None)
         else:
             meta[key] = draw(FIELD_VALUES[key])
-    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(
+        json.dumps(meta), meta.get("format")
+    )
     return _join(header, payload)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inrcodec import container
 from inrcodec.cli import main
 from tests.conftest import DEMO_IMAGE
 
@@ -71,9 +72,11 @@ def rewrite_meta(tmp: Path, precision: str = "fp32", **changes) -> Path:
     data = model(tmp, precision).read_bytes()
     size = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + size])
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     meta.update(changes)
-    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(
+        json.dumps(meta), meta.get("format")
+    )
     raw = json.dumps(header).encode()
     return write(tmp, "bad.inr", struct.pack("<Q", len(raw)) + raw + data[8 + size :])
 

@@ -54,9 +54,11 @@ def join(header: dict, payload: bytes) -> bytes:
 
 def with_metadata(data: bytes, **changes) -> bytes:
     header, payload = split(data)
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     meta.update(changes)
-    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(
+        json.dumps(meta), meta.get("format")
+    )
     return join(header, payload)
 
 
@@ -232,10 +234,12 @@ def test_quantized_file_is_smaller_than_fp16():
 def test_format_version_1_files_still_read():
     inr = make_inr("fp16")
     header, payload = split(container.to_bytes(inr, packings=("raw",)))
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     meta["format"] = 1
     del meta["pack"]
-    header["__metadata__"]["inrcodec"] = json.dumps(meta)
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(
+        json.dumps(meta), meta.get("format")
+    )
     back = container.from_bytes(join(header, payload))
     for name, tensor in inr.state.items():
         assert torch.equal(back.state[name], tensor.half().float())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from inrcodec import container
 from inrcodec.cli import main
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -39,7 +40,7 @@ def test_golden_file_decodes_bit_for_bit(name: str, scale: str, tmp_path: Path) 
 
 def test_every_golden_file_is_pinned() -> None:
     assert sorted(p.name for p in GOLDEN.glob("*.inr")) == sorted(MANIFEST)
-    versions = {json.loads(_meta(p))["format"] for p in GOLDEN.glob("*.inr")}
+    versions = {container.parse_metadata(_meta(p))["format"] for p in GOLDEN.glob("*.inr")}
     assert {1, 2, 3, 4, 5} <= versions
 
 

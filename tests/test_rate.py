@@ -3,8 +3,6 @@ rate–distortion, byte budgets that hold, and container v3."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -110,7 +108,7 @@ def test_steps_trade_bits_for_distortion():
 def test_auto_precision_round_trips_through_the_container():
     inr = make_inr(container.CODED, width=16)
     data = container.to_bytes(inr)
-    meta = json.loads(split(data)[0]["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(split(data)[0]["__metadata__"]["inrcodec"])
     assert meta["format"] == 5 and set(meta["rq"]) == set("ekmnc") and "pack" not in meta
     back = container.from_bytes(data)
     for (name, value), exponent in zip(inr.state.items(), inr.exponents, strict=True):
@@ -120,7 +118,7 @@ def test_auto_precision_round_trips_through_the_container():
 
 def _coded_table(**changes) -> bytes:
     data = container.to_bytes(make_inr(container.CODED, width=16))
-    table = json.loads(split(data)[0]["__metadata__"]["inrcodec"])["rq"]
+    table = container.parse_metadata(split(data)[0]["__metadata__"]["inrcodec"])["rq"]
     table.update(changes)
     return with_metadata(data, rq=table)
 

@@ -84,7 +84,7 @@ def v1_from(path: Path) -> None:
     data = container.to_bytes(container.from_bytes(path.read_bytes()), packings=("raw",))
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
-    meta = json.loads(header["__metadata__"]["inrcodec"])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
     assert meta.pop("pack") == "raw"
     meta["format"] = 1
     header["__metadata__"]["inrcodec"] = json.dumps(meta, separators=(",", ":"))
