@@ -102,7 +102,7 @@ def main() -> None:
                 row["decode_s"] = decode_seconds(inr, args.out / "decoded.png")
                 row["macs_per_pixel"] = info["macs_per_pixel"]
                 row["rate_split"] = rate_split(info)
-                row["crop_2x"] = str(crop_2x(inr, args.out).relative_to(REPO))
+                row["crop_2x"] = crop_2x(inr, args.out).name  # beside the json
                 (args.out / "decoded.png").unlink()
             else:
                 inr.unlink()
