@@ -84,8 +84,8 @@ _CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p"}
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
-# each). A 0.25-bpp Kodak file's header fell from ~930 to ~310 bytes. The dictionary is
-# part of format 5: changing it needs a new format version.
+# each). A 0.5-bpp Kodak file's header fell from 952 to 272 bytes. The dictionary is part
+# of format 5: changing it needs a new format version.
 PACKED_FROM = 5
 _PACKED_PREFIX = "z"
 MAX_METADATA_BYTES = 1 << 16
@@ -228,8 +228,9 @@ def _entropy_coded(
     names: list[str], params: list, exponents: list[int]
 ) -> tuple[dict[str, list], bytes]:
     """The `rq` header entry and the concatenated streams of the auto precision. Latent
-    grids of a model with a context network are coded under it (after the network, and
-    each grid after the coarser one, as the decoder will read them)."""
+    grids of a model with a context network are coded under it (after the network), the
+    others by the shortest of the factorized and predictive coders; each grid after the
+    coarser one, as the decoder will read them."""
     import torch
 
     from inrcodec.rate import coding, latents
@@ -245,12 +246,12 @@ def _entropy_coded(
             if e != 0:
                 raise InrcodecError(f"context-coded latents have step 1, not 2^{e}")
             streams.append(latents.encode_grid(codes, parent, stored))
-            parent = codes
         elif name.startswith(latents.LATENTS_PREFIX):
             streams.append(latents.encode_factorized(codes, parent))
-            parent = codes
         else:
             streams.append(coding.encode(codes))
+        if name.startswith(latents.LATENTS_PREFIX):
+            parent = codes
         stored[name] = torch.from_numpy(coding.from_codes(codes, e))
     table = {
         "e": list(exponents),

@@ -160,7 +160,7 @@ def stored_bits(
     """Bits the file will spend on these integer grids. Factorized: the range coder's own
     estimate per grid (the Laplace density above overestimates sparse grids by ~30 %), or
     with `exact` the bytes `encode_factorized` writes (8–17 % less again on 5-minute Kodak
-    files; ~0.6 s at 768x512, so measured now and then). With a context model: its
+    files; 0.5 s at 768x512, so measured now and then). With a context model: its
     estimate."""
     if context is not None:
         return float(training_bits(latents, context))
