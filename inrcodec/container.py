@@ -1,9 +1,10 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 5; versions 1 to 4 still read: version 1 is version 2's fp16/fp32
+Layout (format version 6; versions 1 to 5 still read: version 1 is version 2's fp16/fp32
 raw case, version 3 is version 2 plus the `auto` precision, version 4 is version 3 plus
-the context coder `x` of latent grids, and version 5 is version 4 plus their predictive
-coder `p`):
+the context coder `x` of latent grids, version 5 is version 4 plus their predictive
+coder `p` and packed metadata, and version 6 is version 5 plus the interlaced predictive
+coder `q`):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -16,11 +17,11 @@ coder `p`):
     chosen by rate–distortion, entropy-coded one after the other (U8; see rate/). The
     header's `rq` lists per tensor the step exponent `e`, the coder `c` (g: range-coded
     two-sided geometric, l: LZMA, x (version 4): a latent grid under the file's context
-    model, see rate/latents.py, p (version 5): a latent grid predicted from its decoded
-    neighbours and the coarser grid, see rate/neighbours.py), its integer parameters `k`
-    (max |code|, for x and p the largest residual) and `m` (the geometric decay, /2^16; 0
-    for x and p), and the stream's byte length `n`. Context-coded grids follow the context
-    model's tensors and the coarser grid.
+    model, see rate/latents.py, p (version 5) and q (version 6): a latent grid predicted
+    from its decoded neighbours and the coarser grid, see rate/neighbours.py), its integer
+    parameters `k` (max |code|, for x, p and q the largest residual) and `m` (the geometric
+    decay, /2^16; 0 for x, p and q), and the stream's byte length `n`. Context-coded grids
+    follow the context model's tensors and the coarser grid.
 - ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: the metadata, compact JSON (packed from version 5: see
   `metadata_text`) with the format version, medium, arch and
@@ -61,8 +62,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -79,13 +80,14 @@ _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors d
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
 PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
-# ctx: rate/latents.py; nbr (format 5): rate/neighbours.py
-_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p"}
+# ctx: rate/latents.py; nbr (format 5), ilv (format 6): rate/neighbours.py
+_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q"}
+_CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6}  # the first format version of each coder
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
 # each). A 0.5-bpp Kodak file's header fell from 952 to 272 bytes. The dictionary is part
-# of format 5: changing it needs a new format version.
+# of formats 5 and 6: changing it needs a new format version.
 PACKED_FROM = 5
 _PACKED_PREFIX = "z"
 MAX_METADATA_BYTES = 1 << 16
@@ -269,6 +271,7 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
 
     from inrcodec.rate import coding, latents, neighbours
 
+    predictive = neighbours.SCHEMES
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     fields = ("e", "k", "m", "n")
     if len(table["c"]) != len(shapes) or any(len(table[f]) != len(shapes) for f in fields):
@@ -290,14 +293,14 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
         if (
             (coded.coder == "ctx") != context_coded
             or (coded.coder == "ctx" and exponent != 0)
-            or (coded.coder == "nbr" and (context_coded or not is_latent))
+            or (coded.coder in predictive and (context_coded or not is_latent))
         ):
             raise InrcodecError(
                 f"{name} cannot be stored with coder {coded.coder!r} at 2^{exponent}"
             )
         if coded.coder == "ctx":
             codes = latents.decode_grid(coded, tuple(shape), parent, stored)
-        elif coded.coder == "nbr":
+        elif coded.coder in predictive:
             codes = neighbours.decode(coded, tuple(shape), parent)
         else:
             codes = coding.decode(coded, math.prod(shape))
@@ -697,10 +700,9 @@ def _validate_coding(meta: dict[str, Any], version: int) -> None:
     letters_ok = isinstance(table.get("c"), str) and set(table["c"]) <= set(_CODER_LETTERS.values())
     if set(table) != set("ekmnc") or not (lists_ok and letters_ok):
         raise InrcodecError(f"invalid metadata field 'rq': {table!r}"[:200])
-    if version < 4 and _CODER_LETTERS["ctx"] in table["c"]:
-        raise InrcodecError("context-coded latents need format 4")
-    if version < 5 and _CODER_LETTERS["nbr"] in table["c"]:
-        raise InrcodecError("predictively coded latents need format 5")
+    for coder, first in _CODERS_FROM.items():
+        if version < first and _CODER_LETTERS[coder] in table["c"]:
+            raise InrcodecError(f"latents coded with {coder!r} need format {first}")
     coders = {letter: name for name, letter in _CODER_LETTERS.items()}
     for letter, bound, decay, size in zip(
         table["c"], table["k"], table["m"], table["n"], strict=False

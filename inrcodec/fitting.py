@@ -179,7 +179,7 @@ def _compile_pays_off(
     return remaining > COMPILE_PAYBACK_SECONDS
 
 
-def _out_of_memory(error: Exception) -> bool:
+def out_of_memory(error: Exception) -> bool:
     """torch.OutOfMemoryError, or a RuntimeError that says so (older torch, the CPU
     allocator). Eager would need as much memory, so such errors must reach the caller."""
     oom = getattr(torch, "OutOfMemoryError", ())  # isinstance(x, ()) is False
@@ -330,7 +330,7 @@ class _Run:
             try:
                 return self._gradients(self.train_model, batch)
             except Exception as error:
-                if self.train_model is self.model or _out_of_memory(error):
+                if self.train_model is self.model or out_of_memory(error):
                     raise
             self.train_model, self.compiled = self.model, False  # carry on eagerly
             return self._gradients(self.model, batch)

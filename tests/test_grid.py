@@ -74,7 +74,7 @@ def test_context_coded_latents_decode_alike_whatever_the_dtype_of_the_weights(gr
 
 
 def test_the_context_file_really_is_context_coded(grid_files):
-    for kind, letters in (("factorized", set("glp")), ("context", {"x"})):
+    for kind, letters in (("factorized", set("glpq")), ("context", {"x"})):
         inr = container.read(grid_files[kind])
         names = list(inr.state)
         coders = [
@@ -82,7 +82,7 @@ def test_the_context_file_really_is_context_coded(grid_files):
         ]
         assert set(coders) <= letters and len(coders) == 7
         if kind == "factorized":  # the fine grids of a trained model are predictable
-            assert "p" in coders
+            assert {"p", "q"} & set(coders)
         assert all(
             e == 0 for e, n in zip(inr.coding["e"], names, strict=True) if n.startswith("latents.")
         )
@@ -238,12 +238,17 @@ def test_context_coded_latents_need_format_4(grid_files):
         container.from_bytes(data)
 
 
-def test_predictively_coded_latents_need_format_5(grid_files):
+def test_predictively_coded_latents_need_their_format(grid_files):
     from tests.test_container import with_metadata
 
-    data = with_metadata(grid_files["factorized"].read_bytes(), format=4)
-    with pytest.raises(InrcodecError, match="format 5"):
-        container.from_bytes(data)
+    golden = Path(__file__).parent / "data" / "golden"
+    for name, coder, version in (
+        ("v5_grid_predictive", "nbr", 5),
+        ("v6_grid_interlaced", "ilv", 6),
+    ):
+        data = with_metadata((golden / f"{name}.inr").read_bytes(), format=version - 1)
+        with pytest.raises(InrcodecError, match=f"'{coder}' need format {version}"):
+            container.from_bytes(data)
 
 
 def test_the_lambda_controller_steers_towards_its_target():
@@ -271,6 +276,80 @@ def test_training_honours_its_time_budget_and_stores_integers():
         if name.startswith("latents."):
             assert torch.equal(value, torch.round(value))
     assert not any(grid.requires_grad for grid in model.latents)
+
+
+def small_rd_problem(compile_mode: str):
+    from inrcodec.options import FitConfig
+
+    model = build_model("grid", 2, 3, shape=[6, 5], levels=2, width=4)
+    coords = torch.rand(30, 2) * 2 - 1
+    config = FitConfig(steps=6, lr=1e-2, batch_size=0, eval_every=3, compile=compile_mode)
+    return model, coords, torch.rand(30, 3), config
+
+
+@pytest.mark.parametrize("compile_mode", ["on", "off"])
+def test_the_fit_reports_whether_its_steps_ran_compiled(monkeypatch, compile_mode):
+    """The encoder's `compiled` fact is what happened: a stand-in 'compiler' marks its calls."""
+    from inrcodec import rd_fitting
+
+    calls = []
+
+    def fake_compile(function):
+        return lambda *args: calls.append(1) or function(*args)
+
+    monkeypatch.setattr(rd_fitting, "compile_model", fake_compile)
+    result = rd_fitting.fit_rd(*small_rd_problem(compile_mode), 1e-3)
+    assert result.compiled == (compile_mode == "on") and bool(calls) == result.compiled
+
+
+@pytest.mark.parametrize(
+    ("error", "hidden"),
+    [(RuntimeError("inductor: unsupported"), True), (torch.OutOfMemoryError("oom"), False)],
+)
+def test_a_failing_compiled_rd_step_falls_back_unless_out_of_memory(monkeypatch, error, hidden):
+    from inrcodec import rd_fitting
+
+    def failing(function):
+        def run(*args):
+            raise error
+
+        return run
+
+    monkeypatch.setattr(rd_fitting, "compile_model", failing)
+    problem = small_rd_problem("on")
+    if hidden:
+        result = rd_fitting.fit_rd(*problem, 1e-3)
+        assert result.steps == 6 and not result.compiled
+    else:
+        with pytest.raises(torch.OutOfMemoryError):
+            rd_fitting.fit_rd(*problem, 1e-3)
+
+
+def test_the_controller_steers_on_the_bits_extrapolated_one_evaluation_ahead(monkeypatch):
+    """Bits still rising by 100 an evaluation are steered on as if already 100 higher, so λ
+    rises before the latents overshoot; the file's exact bytes scale the estimate."""
+    from inrcodec import rd_fitting
+
+    estimates = iter([0.0, 1000.0, 1100.0, 1200.0, 1150.0])
+    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args: (next(estimates), 30.0, 0.01))
+    monkeypatch.setattr(rd_fitting, "stored_bits", lambda *args, **kwargs: 2 * 1000.0)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def factor(self, bits: float, quality: float) -> float:
+            self.seen.append(bits)
+            return 1.0
+
+    model, coords, targets, config = small_rd_problem("off")
+    target = Recording()
+    monitor = rd_fitting._Monitor(model, coords, targets, None, target, None, config)
+    for done in range(5):
+        monitor.evaluate(done, elapsed=float(done), lam=1e-3, steering=True)
+    # ratio 2 (exact 2000 over the first estimate 1000); the first trained evaluation has
+    # no trend yet; then 1100 + 100, 1200 + 100, 1150 − 50, each doubled
+    assert target.seen == [2000.0, 2400.0, 2600.0, 2200.0]
 
 
 def test_lambda_stops_moving_once_the_latents_are_frozen():

@@ -1,5 +1,6 @@
-"""The predictive coder of latent grids (rate/neighbours.py): exact round trips in 1, 2 and
-3 dimensions, platform-free laws, the rate it saves on structured grids, corrupt streams."""
+"""The predictive coders of latent grids (rate/neighbours.py): exact round trips in 1, 2 and
+3 dimensions for both schemes, platform-free laws, the rate they save on structured grids,
+corrupt streams."""
 
 from __future__ import annotations
 
@@ -14,22 +15,25 @@ from inrcodec.errors import InrcodecError
 from inrcodec.models.grid import level_shape
 from inrcodec.rate import coding, latents, neighbours
 
+SCHEMES = sorted(neighbours.SCHEMES)
+
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.sampled_from([(37,), (9, 13), (1, 1), (2, 1), (4, 5, 6), (16, 24)]),
+    st.sampled_from([(37,), (9, 13), (1, 1), (2, 1), (1, 6), (4, 5, 6), (16, 24)]),
     st.floats(0.0, 12.0),
     st.integers(0, 2**31 - 1),
     st.booleans(),
+    st.sampled_from(SCHEMES),
 )
-def test_any_grid_round_trips(shape, spread, seed, with_parent):
+def test_any_grid_round_trips(shape, spread, seed, with_parent, coder):
     rng = np.random.default_rng(seed)
     codes = np.rint(rng.laplace(0, spread, shape)).astype(np.int32)
     parent = None
     if with_parent:
         parent = np.rint(rng.laplace(0, 2, level_shape(list(shape), 1))).astype(np.int32)
-    coded = neighbours.encode(codes, parent)
-    assert coded.coder == "nbr"
+    coded = neighbours.encode(codes, parent, coder)
+    assert coded.coder == coder
     back = neighbours.decode(coded, shape, parent)
     assert back.dtype == np.int32 and np.array_equal(back, codes)
 
@@ -40,6 +44,31 @@ def test_the_passes_see_decoded_neighbours_on_every_side():
     assert set(np.unique(neighbours._pass_of((3, 4, 5))).tolist()) == {0, 1, 2, 3}
 
 
+def test_the_interlaced_schedule_visits_every_latent_once_coarsest_first():
+    for shape in [(5,), (6, 9), (1, 7), (3, 4, 5)]:
+        seen = np.zeros(shape, dtype=int)
+        schedule = neighbours._schedule(shape, neighbours.SCHEMES["ilv"])
+        assert schedule[0][1] == 0 and all(k > 0 for _, k in schedule[1:])
+        levels = [level for level, _ in schedule]
+        assert levels == sorted(levels, reverse=True)
+        for level, k in schedule:
+            view, order = neighbours._level(seen, level)
+            view[order == k] += 1
+        assert (seen == 1).all(), shape
+
+
+def test_the_median_prediction_rounds_half_up():
+    """A latent of pass 1 in 2-D sees its four diagonal neighbours: the median of
+    (1, 2, 4, 9) is 3, of (1, 2, 3, 9) rounds 2.5 up to 3, of (−3, −2, −1, 5) gives −1."""
+    scheme = neighbours.SCHEMES["ilv"]
+    for corners, expected in [((1, 2, 4, 9), 3), ((1, 2, 3, 9), 3), ((-3, -2, -1, 5), -1)]:
+        grid = np.zeros((3, 3), dtype=np.int64)
+        grid[0, 0], grid[0, 2], grid[2, 0], grid[2, 2] = corners
+        order = neighbours._pass_of(grid.shape)
+        prediction, _ = neighbours._contexts(grid, order, 1, np.zeros_like(grid), scheme)
+        assert prediction[1, 1] == expected
+
+
 def test_the_ladder_is_the_formula():
     """Decimal arithmetic gives what the formula says (checked here against the float
     library, which only the test may use: no platform's exp() enters the decoder)."""
@@ -47,20 +76,38 @@ def test_the_ladder_is_the_formula():
     assert list(neighbours.ladder()) == formula
 
 
-def test_smooth_and_clustered_grids_cost_less_than_the_factorized_coders():
+@pytest.mark.parametrize(
+    ("coder", "vs_factorized", "vs_no_parent"), [("nbr", 0.8, 0.8), ("ilv", 0.95, 1.0)]
+)
+def test_smooth_and_clustered_grids_cost_less_than_the_factorized_coders(
+    coder, vs_factorized, vs_no_parent
+):
+    """`ilv` classes by the parent's 3x3 neighbourhood (better on trained grids), so a child
+    that is nonzero exactly under its nonzero parents gains less from the parent than
+    with `nbr`, which classes by the parent itself."""
     rng = np.random.default_rng(3)
     y, x = np.indices((48, 64))
     smooth = 4 * np.sin(x / 5) * np.cos(y / 7) + rng.laplace(0, 0.3, (48, 64))
     smooth = np.rint(smooth).astype(np.int32)
     factorized = len(coding.encode(smooth).data)  # the range coder or LZMA, the shorter
-    assert len(neighbours.encode(smooth, None).data) < 0.85 * factorized
-    # latents that are zero wherever their parent is: the parent's classes find it
+    assert len(neighbours.encode(smooth, None, coder).data) < 0.85 * factorized
     parent = np.where(rng.random((24, 32)) < 0.1, 3, 0).astype(np.int32)
     under = np.kron(parent, np.ones((2, 2), np.int32)) != 0
     child = np.where(under, np.rint(rng.laplace(0, 2, (48, 64))), 0).astype(np.int32)
-    with_parent = len(neighbours.encode(child, parent).data)
-    assert with_parent < 0.8 * len(coding.encode(child).data)
-    assert with_parent < 0.8 * len(neighbours.encode(child, None).data)
+    with_parent = len(neighbours.encode(child, parent, coder).data)
+    assert with_parent < vs_factorized * len(coding.encode(child).data)
+    assert with_parent < vs_no_parent * len(neighbours.encode(child, None, coder).data)
+
+
+def test_interlacing_codes_a_smooth_grid_shorter():
+    """Format 5's pass 0 (a quarter of the latents) is coded without neighbours; the
+    interlaced scheme predicts it from the coarser interlaced levels."""
+    rng = np.random.default_rng(6)
+    y, x = np.indices((64, 96))
+    smooth = np.rint(6 * np.sin(x / 9 + y / 13) + rng.laplace(0, 0.3, (64, 96)))
+    smooth = smooth.astype(np.int32)
+    nbr, ilv = (len(neighbours.encode(smooth, None, c).data) for c in ("nbr", "ilv"))
+    assert ilv < 0.9 * nbr
 
 
 def test_a_file_keeps_the_shortest_stream_of_each_grid():
@@ -70,23 +117,25 @@ def test_a_file_keeps_the_shortest_stream_of_each_grid():
     assert len(latents.encode_factorized(noise, None).data) == min(options)
 
 
-def test_a_corrupt_stream_is_refused_or_bounded():
+@pytest.mark.parametrize("coder", SCHEMES)
+def test_a_corrupt_stream_is_refused_or_bounded(coder):
     rng = np.random.default_rng(5)
     codes = np.rint(rng.laplace(0, 3, (20, 30))).astype(np.int32)
-    coded = neighbours.encode(codes, None)
+    coded = neighbours.encode(codes, None, coder)
+    mask = neighbours.SCHEMES[coder].mask_bytes
     for cut in (1, 4, len(coded.data) // 2):
-        broken = coding.Coded("nbr", coded.bound, 0, coded.data[:-cut])
+        broken = coding.Coded(coder, coded.bound, 0, coded.data[:-cut])
         try:
             back = neighbours.decode(broken, codes.shape, None)
         except InrcodecError:
             continue
         assert back.shape == codes.shape
-    no_laws = coding.Coded("nbr", coded.bound, 0, b"\x00\x00" + coded.data[2:])
+    no_laws = coding.Coded(coder, coded.bound, 0, bytes(mask) + coded.data[mask:])
     with pytest.raises(InrcodecError, match=r"lacks the law|malformed"):
         neighbours.decode(no_laws, codes.shape, None)
     with pytest.raises(InrcodecError, match="malformed"):
-        neighbours.decode(coding.Coded("nbr", 3, 0, b"\xff\xff\x01"), codes.shape, None)
+        neighbours.decode(coding.Coded(coder, 3, 0, b"\xff" * mask + b"\x01"), codes.shape, None)
     with pytest.raises(InrcodecError, match="no bytes"):
-        neighbours.decode(coding.Coded("nbr", 0, 0, b"\x01"), codes.shape, None)
+        neighbours.decode(coding.Coded(coder, 0, 0, b"\x01"), codes.shape, None)
     with pytest.raises(InrcodecError, match="parent"):
-        neighbours.encode(codes, np.zeros((3, 3, 3), np.int32))
+        neighbours.encode(codes, np.zeros((3, 3, 3), np.int32), coder)

@@ -109,7 +109,8 @@ def test_auto_precision_round_trips_through_the_container():
     inr = make_inr(container.CODED, width=16)
     data = container.to_bytes(inr)
     meta = container.parse_metadata(split(data)[0]["__metadata__"]["inrcodec"])
-    assert meta["format"] == 5 and set(meta["rq"]) == set("ekmnc") and "pack" not in meta
+    assert meta["format"] == container.FORMAT_VERSION and set(meta["rq"]) == set("ekmnc")
+    assert "pack" not in meta
     back = container.from_bytes(data)
     for (name, value), exponent in zip(inr.state.items(), inr.exponents, strict=True):
         assert torch.equal(back.state[name], fake_step(value, exponent))

@@ -23,8 +23,8 @@ import numpy as np
 
 from inrcodec.errors import InrcodecError
 
-# ctx: latents under a context model (latents.py); nbr: predicted latents (neighbours.py)
-CODERS = ("geo", "lzma", "ctx", "nbr")
+# ctx: latents under a context model (latents.py); nbr, ilv: predicted latents (neighbours.py)
+CODERS = ("geo", "lzma", "ctx", "nbr", "ilv")
 DECAY_BITS = 16  # r = decay / 2^16
 MAX_BOUND = 1 << 15  # K: codes stay within int16, and the model table small
 MAX_EXPONENT, MIN_EXPONENT = 8, -30  # step = 2^e with e in this range
@@ -46,7 +46,7 @@ def from_codes(codes: np.ndarray, exponent: int) -> np.ndarray:
 class Coded:
     """One tensor's integers as stored: the coder, its integer parameters, the bytes."""
 
-    coder: str  # "geo" (range-coded two-sided geometric), "lzma", "ctx" or "nbr"
+    coder: str  # "geo" (range-coded two-sided geometric), "lzma", "ctx", "nbr" or "ilv"
     bound: int  # K = max |code|
     decay: int  # geo: r = decay / 2^16 (lzma: 0)
     data: bytes
@@ -124,7 +124,7 @@ def decode(coded: Coded, count: int) -> np.ndarray:
         if coded.data:
             raise InrcodecError("an all-zero tensor stores no bytes")
         return np.zeros(count, dtype=np.int32)
-    if coded.coder in ("ctx", "nbr"):
+    if coded.coder in ("ctx", "nbr", "ilv"):
         raise InrcodecError("these latents decode with their coarser grid (rate/latents.py)")
     codes = _decode_geo(coded, count) if coded.coder == "geo" else _decode_lzma(coded, count)
     if codes.size and int(np.abs(codes).max()) > coded.bound:

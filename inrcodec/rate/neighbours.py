@@ -5,25 +5,36 @@ cluster: LZMA, which conditions each byte on the previous one, already codes the
 grids of a 1-bpp Kodak file 18–26 % below that law. This coder uses the structure with
 no learned weights and no per-latent loop.
 
-A d-dimensional grid decodes in d + 1 passes: first the latents whose indices are all
-even, then those with d odd indices, d − 1, …, 1. Every latent after the first pass then
-has decoded neighbours on all sides in the 3^d − 1 box around it (in 2-D the second pass
-sees its four diagonal neighbours, the third its four axis and four diagonal ones). Each
-latent is predicted by the rounded mean of its decoded neighbours and its residual coded
-under one of CLASSES two-sided geometric laws, chosen by the neighbours' mean magnitude
-and whether the parent (the co-located latent of the next coarser grid) is zero; latents
-without decoded neighbours (the first pass) are classed by their parent's magnitude.
-Each pass is one vectorised step, its latents range-coded class by class.
+A d-dimensional grid decodes in passes: the latents whose indices are all even (pass 0),
+then those with d odd indices, d − 1, …, 1. Every latent after pass 0 then has decoded
+neighbours on all sides in the 3^d − 1 box around it (in 2-D pass 1 sees its four
+diagonal neighbours, pass 2 its four axis ones). Each latent is predicted from its decoded
+neighbours and its residual coded under one of the scheme's two-sided geometric laws,
+chosen by a class of its context. Each pass is one vectorised step, its latents
+range-coded class by class. Two schemes (`SCHEMES`):
 
-Stream: a 16-bit mask of the classes used, one byte per used class (its law's step on
-`ladder()`), then the range-coded residuals (pass by pass, class by class, raster order).
-Predictions, classes and laws come from integers only, so every machine decodes the same.
+- `nbr` (format 5, coder `p`): pass 0 is coded alone, classed by |parent| (the co-located
+  latent of the next coarser grid); the others are predicted by the rounded mean of their
+  decoded neighbours and classed by those neighbours' mean magnitude and whether the
+  parent is zero.
+- `ilv` (format 6, coder `q`): interlaced. Pass 0 is itself a grid of half the size, coded
+  the same way first (down to one latent), so only one latent lacks neighbours. The
+  prediction is the median of the decoded neighbours (rounded half up), and the class
+  also bins their dispersion around it and the parent's neighbourhood (Σ |parent| over
+  its 3^d box). On 21 trained Kodak files it codes the latents 5.9 % shorter than `nbr`
+  (kodim23 7–13 %, kodim19 3 %, kodim05 0.5–1.5 %).
+
+Stream: a mask of the classes used (one bit per class), one byte per used class (its law's
+step on `ladder()`), then the range-coded residuals (pass by pass, class by class, raster
+order). Predictions, classes and laws come from integers only, so every machine decodes
+the same.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
@@ -31,12 +42,35 @@ import numpy as np
 from inrcodec.errors import InrcodecError
 from inrcodec.rate import coding
 
-PARENT_EDGES = (1, 2, 4)  # classes of latents without decoded neighbours: |parent| bins
-SPREAD_EDGES = (1, 2, 3, 5, 8)  # the others: bins of 4 × the neighbours' mean |latent|
-CLASSES = len(PARENT_EDGES) + 1 + 2 * (len(SPREAD_EDGES) + 1)
 LADDER_STEPS = 256  # law scales 2^(s/16 − 6), s = 0 … 255: 1/64 to ~980, 4.4 % apart
-MASK_BYTES = 2
-assert CLASSES <= 8 * MASK_BYTES
+MAGNITUDE_EDGES = (1, 2, 3, 5, 8)  # bins of 4 × the decoded neighbours' mean |latent|
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What a stream predicts with and classes by (see the module's docstring)."""
+
+    interlaced: bool  # pass 0 coded first as a grid of half the size, recursively
+    median: bool  # predict by the neighbours' median, else by their mean
+    dispersion_edges: tuple[int, ...]  # bins of 4 × mean |neighbour − prediction|
+    parent_box: bool  # parent context Σ |parent| over its 3^d box, else |parent|
+    parent_edges: tuple[int, ...]  # bins of the parent context, latents with neighbours
+    alone_edges: tuple[int, ...]  # bins of the parent context, latents without
+
+    @property
+    def classes(self) -> int:
+        neighbourhoods = (len(MAGNITUDE_EDGES) + 1) * (len(self.dispersion_edges) + 1)
+        return len(self.alone_edges) + 1 + neighbourhoods * (len(self.parent_edges) + 1)
+
+    @property
+    def mask_bytes(self) -> int:
+        return -(-self.classes // 8)
+
+
+SCHEMES = {
+    "nbr": Scheme(False, False, (), False, (1,), (1, 2, 4)),
+    "ilv": Scheme(True, True, (1, 3), True, (1, 4, 9), (1, 4, 9)),
+}
 
 
 @functools.cache
@@ -56,22 +90,23 @@ def ladder() -> tuple[int, ...]:
     return tuple(decays)
 
 
-def encode(codes: np.ndarray, parent: np.ndarray | None) -> coding.Coded:
+def encode(codes: np.ndarray, parent: np.ndarray | None, coder: str = "ilv") -> coding.Coded:
     """One grid's integers (any dimensions), given the coarser grid's (or None)."""
+    scheme = SCHEMES[coder]
     grid = np.asarray(codes, dtype=np.int64)
-    order = _pass_of(grid.shape)
-    parent_size = _parent_magnitude(grid.shape, parent)
+    context = _parent_context(grid.shape, parent, scheme)
     residuals, classes = [], []
-    for k in range(grid.ndim + 1):
-        prediction, group = _contexts(grid, order, k, parent_size)
+    for level, k in _schedule(grid.shape, scheme):
+        view, order = _level(grid, level)
+        prediction, group = _contexts(view, order, k, _level(context, level)[0], scheme)
         chosen = order == k
-        residuals.append((grid - prediction)[chosen])
+        residuals.append((view - prediction)[chosen])
         classes.append(group[chosen])
     bound = max((int(np.abs(r).max()) for r in residuals if r.size), default=0)
     if bound > coding.MAX_BOUND:
         raise ValueError(f"latent residuals reach {bound}, beyond ±{coding.MAX_BOUND}")
     if bound == 0:
-        return coding.Coded("nbr", 0, 0, b"")
+        return coding.Coded(coder, 0, 0, b"")
     all_residuals, all_classes = np.concatenate(residuals), np.concatenate(classes)
     used = sorted(int(c) for c in np.unique(all_classes))
     steps = {c: _best_step(all_residuals[all_classes == c]) for c in used}
@@ -84,32 +119,34 @@ def encode(codes: np.ndarray, parent: np.ndarray | None) -> coding.Coded:
             members = residual[group == c]
             if members.size:
                 encoder.encode((members + bound).astype(np.int32), models.get(steps[c]))
-    mask = sum(1 << c for c in used).to_bytes(MASK_BYTES, "little")
+    mask = sum(1 << c for c in used).to_bytes(scheme.mask_bytes, "little")
     words = encoder.get_compressed().astype("<u4").tobytes()
-    return coding.Coded("nbr", bound, 0, mask + bytes(steps[c] for c in used) + words)
+    return coding.Coded(coder, bound, 0, mask + bytes(steps[c] for c in used) + words)
 
 
 def decode(coded: coding.Coded, shape: tuple[int, ...], parent: np.ndarray | None) -> np.ndarray:
     """Inverse of `encode`: the grid's integers (int32), or an InrcodecError."""
+    scheme = SCHEMES[coded.coder]
     grid = np.zeros(shape, dtype=np.int64)
     if coded.bound == 0:
         if coded.data:
             raise InrcodecError("a grid without residuals stores no bytes")
         return grid.astype(np.int32)
-    mask = int.from_bytes(coded.data[:MASK_BYTES], "little")
-    used = [c for c in range(CLASSES) if mask >> c & 1]
-    words = coded.data[MASK_BYTES + len(used) :]
-    if len(coded.data) < MASK_BYTES + len(used) or mask >> CLASSES or len(words) % 4:
+    size = scheme.mask_bytes
+    mask = int.from_bytes(coded.data[:size], "little")
+    used = [c for c in range(scheme.classes) if mask >> c & 1]
+    words = coded.data[size + len(used) :]
+    if len(coded.data) < size + len(used) or mask >> scheme.classes or len(words) % 4:
         raise InrcodecError("malformed predictive latent stream")
-    steps = dict(zip(used, coded.data[MASK_BYTES : MASK_BYTES + len(used)], strict=True))
+    steps = dict(zip(used, coded.data[size : size + len(used)], strict=True))
     import constriction
 
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(words, dtype="<u4"))
     models = _Models(coded.bound)
-    order = _pass_of(shape)
-    parent_size = _parent_magnitude(shape, parent)
-    for k in range(len(shape) + 1):
-        prediction, group = _contexts(grid, order, k, parent_size)
+    context = _parent_context(shape, parent, scheme)
+    for level, k in _schedule(shape, scheme):
+        view, order = _level(grid, level)  # a view: decoded latents land in `grid`
+        prediction, group = _contexts(view, order, k, _level(context, level)[0], scheme)
         chosen = order == k
         prediction, group = prediction[chosen], group[chosen]
         residual = np.zeros(len(group), dtype=np.int64)
@@ -122,7 +159,7 @@ def decode(coded: coding.Coded, shape: tuple[int, ...], parent: np.ndarray | Non
             except Exception as exc:  # constriction's own error types
                 raise InrcodecError(f"corrupt latent stream ({exc})") from None
             residual[members] = symbols.astype(np.int64) - coded.bound
-        grid[chosen] = prediction + residual
+        view[chosen] = prediction + residual
     return grid.astype(np.int32)
 
 
@@ -152,45 +189,79 @@ def _best_step(residuals: np.ndarray) -> int:
     return int(np.argmin(lengths))
 
 
+def _schedule(shape: tuple[int, ...], scheme: Scheme) -> list[tuple[int, int]]:
+    """(level, pass) in coding order; level l is the subgrid of every 2^l-th index. An
+    interlaced grid starts with its one latent at the level where every axis is 1 long,
+    then codes passes 1 … d of each finer level (their pass 0 is the level above)."""
+    passes = range(1, len(shape) + 1)
+    if not scheme.interlaced:
+        return [(0, 0), *((0, k) for k in passes)]
+    top = max((n - 1).bit_length() for n in shape)
+    return [(top, 0), *((level, k) for level in reversed(range(top)) for k in passes)]
+
+
+def _level(values: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """The subgrid of every 2^level-th index (a view) and each of its positions' pass."""
+    view = values[tuple(slice(None, None, 1 << level) for _ in values.shape)]
+    return view, _pass_of(view.shape)
+
+
 def _pass_of(shape: tuple[int, ...]) -> np.ndarray:
     """Each position's pass: 0 for all-even indices, else d + 1 − (its count of odd ones)."""
     odd = sum(index % 2 for index in np.indices(shape))
     return np.where(odd == 0, 0, len(shape) + 1 - odd)
 
 
-def _parent_magnitude(shape: tuple[int, ...], parent: np.ndarray | None) -> np.ndarray:
-    """|parent latent| at each position (the coarser grid's node at index // 2)."""
+def _parent_context(
+    shape: tuple[int, ...], parent: np.ndarray | None, scheme: Scheme
+) -> np.ndarray:
+    """The parent context at each position: |parent| at index // 2, or with `parent_box`
+    the sum of |parent| over the 3^d box around it."""
     if parent is None:
         return np.zeros(shape, dtype=np.int64)
     if parent.ndim != len(shape) or not parent.size:
         raise InrcodecError(f"a grid of shape {shape} cannot have a parent of {parent.shape}")
+    size = np.abs(parent.astype(np.int64))
+    if scheme.parent_box:
+        size = size + sum(_shifted(size, offset, 0) for offset in _offsets(size.ndim))
     sizes = zip(shape, parent.shape, strict=True)
-    index = np.ix_(*(np.minimum(np.arange(n) // 2, m - 1) for n, m in sizes))
-    return np.abs(parent.astype(np.int64)[index])
+    return size[np.ix_(*(np.minimum(np.arange(n) // 2, m - 1) for n, m in sizes))]
+
+
+def _offsets(dims: int) -> list[tuple[int, ...]]:
+    return [offset for offset in itertools.product((-1, 0, 1), repeat=dims) if any(offset)]
 
 
 def _contexts(
-    grid: np.ndarray, order: np.ndarray, k: int, parent_size: np.ndarray
+    grid: np.ndarray, order: np.ndarray, k: int, parent: np.ndarray, scheme: Scheme
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prediction and class of every position as pass `k` sees it (only positions of an
     earlier pass are read, so the decoder, which has just those, computes the same)."""
-    total = np.zeros(grid.shape, dtype=np.int64)
-    magnitude = np.zeros(grid.shape, dtype=np.int64)
-    count = np.zeros(grid.shape, dtype=np.int64)
-    for offset in itertools.product((-1, 0, 1), repeat=grid.ndim):
-        if any(offset):
-            known = _shifted(order, offset, -1)
-            known = (known >= 0) & (known < k)
-            value = np.where(known, _shifted(grid, offset, 0), 0)
-            total += value
-            magnitude += np.abs(value)
-            count += known
+    known = np.stack([_shifted(order, o, -1) for o in _offsets(grid.ndim)])
+    known = (known >= 0) & (known < k)
+    values = np.where(known, np.stack([_shifted(grid, o, 0) for o in _offsets(grid.ndim)]), 0)
+    count = known.sum(0)
     n = np.maximum(count, 1)
-    prediction = np.where(count > 0, (2 * total + n) // (2 * n), 0)  # round half up
-    spread = sum((4 * magnitude >= edge * n).astype(np.int64) for edge in SPREAD_EDGES)
-    alone = sum((parent_size >= edge).astype(np.int64) for edge in PARENT_EDGES)
-    with_neighbours = len(PARENT_EDGES) + 1 + 2 * spread + (parent_size > 0)
-    return prediction, np.where(count > 0, with_neighbours, alone)
+    if scheme.median:  # unknown neighbours sort last; the middle one or two of the known
+        ranked = np.sort(np.where(known, values, np.iinfo(np.int64).max), axis=0)
+        low = np.take_along_axis(ranked, ((n - 1) // 2)[None], 0)[0]
+        high = np.take_along_axis(ranked, (n // 2)[None], 0)[0]
+        prediction = np.where(count > 0, (low + high + 1) // 2, 0)
+    else:
+        prediction = np.where(count > 0, (2 * values.sum(0) + n) // (2 * n), 0)
+    group = _bin(4 * np.abs(values).sum(0), n, MAGNITUDE_EDGES)
+    if scheme.dispersion_edges:
+        dispersion = 4 * np.where(known, np.abs(values - prediction), 0).sum(0)
+        group = group * (len(scheme.dispersion_edges) + 1)
+        group += _bin(dispersion, n, scheme.dispersion_edges)
+    group = group * (len(scheme.parent_edges) + 1) + _bin(parent, 1, scheme.parent_edges)
+    alone = _bin(parent, 1, scheme.alone_edges)
+    return prediction, np.where(count > 0, len(scheme.alone_edges) + 1 + group, alone)
+
+
+def _bin(values: np.ndarray, scale: np.ndarray | int, edges: tuple[int, ...]) -> np.ndarray:
+    """How many of `edges` × `scale` each value reaches."""
+    return sum((values >= edge * scale).astype(np.int64) for edge in edges)
 
 
 def _shifted(values: np.ndarray, offset: tuple[int, ...], fill: int) -> np.ndarray:
