@@ -102,9 +102,10 @@ def fit_rd(
     and the λ that shaped them. Stops on the steps, the time budget or `should_stop`."""
     torch.manual_seed(config.seed)
     optimizer = _adam(model, config.lr)
+    distortion = _distortion_function(model, config)
     parts = (
         _rate_function(model, config),
-        _distortion_function(model, config),
+        distortion,
         NoiseSource(list(model.latents), config.seed),
     )
     monitor = _Monitor(model, coords, targets, quality, target or Target(), on_progress, config)
@@ -130,7 +131,7 @@ def fit_rd(
             grid.copy_(torch.round(grid)).requires_grad_(False)  # final: the stored integers
     _bits, _score, mse = _evaluate(model, coords, targets, None)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    compiled = parts[1].ran_compiled  # the steps' synthesis and loss
+    compiled = distortion.ran_compiled  # the steps' synthesis and loss
     return FitResult(state, done, clock() - start, mse, reason, lam=lam, compiled=compiled)
 
 
