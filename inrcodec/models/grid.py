@@ -12,6 +12,12 @@ Signals of 1, 2 or 3 dimensions share the code (`grid_sample` on a 4-D or 5-D te
 bicubic interpolation exists for 1-D and 2-D signals, 3-D ones fall back to trilinear.
 Deliberate deviation from Cool-chic: its upsampling is a learned filter on the integer
 lattice, which cannot be evaluated between lattice points; ours is a fixed continuous kernel.
+
+An optional post-filter (`post=k`, Cool-chic's convolutional synthesis in its simplest
+form) is a residual k^d convolution on the output channels at the signal's own lattice:
+the synthesis is decoded there, filtered, and the filter's correction is interpolated
+(bilinearly) at the query points, so `--scale 1` is exactly the trained filter and any
+other size stays continuous. It is trained after the latents freeze (`rd_fitting`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inrcodec.coords import grid_coords
 from inrcodec.models.finer import finer
 from inrcodec.models.registry import register
 from inrcodec.models.siren import PeriodicMLP, sine
@@ -30,6 +37,8 @@ from inrcodec.rate.latents import ContextModel
 INTERPOLATIONS = ("bicubic", "bilinear")
 ACTIVATIONS = ("relu", "gelu", "sine", "finer")
 MAX_LATENTS = 1 << 26  # the reader builds the grids before it can judge a file's payload
+MAX_POST = 15  # the post-filter's largest kernel
+LATTICE_CHUNK = 1 << 16  # points per synthesis call when decoding the whole lattice
 
 
 def level_shape(shape: list[int], level: int) -> list[int]:
@@ -56,6 +65,7 @@ class LatentGridINR(nn.Module):
         interpolation: str,
         coordinates: bool,
         context: int,
+        post: int = 0,
     ) -> None:
         super().__init__()
         if len(shape) != in_features or any(n < 1 for n in shape):
@@ -64,6 +74,8 @@ class LatentGridINR(nn.Module):
             raise ValueError(f"levels must be 1..16 and activation one of {ACTIVATIONS}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
+        if post and not (post % 2 and 3 <= post <= MAX_POST):
+            raise ValueError(f"post must be 0 or an odd kernel size from 3 to {MAX_POST}")
         shapes = [level_shape(shape, level) for level in reversed(range(levels))]
         if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
             raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
@@ -73,6 +85,7 @@ class LatentGridINR(nn.Module):
         # Registration order is storage order: the context model decodes before the grids,
         # and each grid after the coarser one its context reads.
         self.synthesis = _synthesis(inputs, out_features, width, depth, activation)
+        self.post = PostFilter(in_features, out_features, post) if post else None
         self.context = ContextModel(in_features, context) if context else None
         self.latents = nn.ParameterList(nn.Parameter(torch.zeros(s)) for s in shapes)
         self.bytes_per_point = 4 * (inputs + 3 * width) * 4
@@ -85,7 +98,37 @@ class LatentGridINR(nn.Module):
         return self.synthesis(torch.cat(features, dim=-1))
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(coords, list(self.latents))
+        values = self.synthesize(coords, list(self.latents))
+        if self.post is None:
+            return values
+        correction = self._lattice_correction(coords.dtype)
+        return values + torch.cat([self.sample(c, coords) for c in correction], dim=-1)
+
+    def lattice_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The synthesis's `values` at every lattice point (raster order), filtered (not while
+        the filter is still zero: until the latents freeze, in training)."""
+        if self.post is None or not any(p.detach().any() for p in self.post.parameters()):
+            return values
+        shape = self.latents[-1].shape
+        field = values.reshape(*shape, -1).movedim(-1, 0)[None]
+        return (field + self.post(field))[0].movedim(0, -1).reshape(values.shape)
+
+    def _lattice_correction(self, dtype: torch.dtype) -> torch.Tensor:
+        """The post-filter's correction on the lattice, (C, *shape): computed once for the
+        weights as they are (a weight changed in place bumps its version: recomputed)."""
+        key = (dtype, tuple((id(p), p._version) for p in self.parameters()))
+        if getattr(self, "_correction_key", None) != key:
+            latents = list(self.latents)
+            shape = latents[-1].shape
+            points = grid_coords(tuple(shape), latents[-1].device).to(dtype)
+            with torch.no_grad():
+                values = torch.cat(
+                    [self.synthesize(c, latents) for c in points.split(LATTICE_CHUNK)]
+                )
+                field = values.reshape(*shape, -1).movedim(-1, 0)[None]
+                self._correction = self.post(field)[0]
+            self._correction_key = key
+        return self._correction
 
     def sample(self, grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """One grid interpolated at `coords`: (N, 1). grid_sample wants (x, y, z) order and a
@@ -109,11 +152,39 @@ class LatentGridINR(nn.Module):
         synthesis layers, and the context model's share (it runs once per stored latent)."""
         taps = {"bicubic": 4, "bilinear": 2}[self.mode] ** self.latents[0].dim()
         per_point = taps * len(self.latents) + _linear_macs(self.synthesis)
+        if self.post is not None:  # the filter, and reading its correction at the point
+            per_point += self.post.conv.weight.numel() + 2 ** self.latents[0].dim() * len(
+                self.post.conv.weight
+            )
         if self.context is not None:
             per_latent = _linear_macs(self.context)
             stored = sum(grid.numel() for grid in self.latents)
             per_point += math.ceil(per_latent * stored / self.latents[-1].numel())
         return per_point
+
+
+class PostFilter(nn.Module):
+    """x + conv(x): a residual k^d convolution over the output channels of a lattice field
+    (1, C, *shape), replicate-padded so that borders need no special case. It starts at
+    zero: until trained, the model is the synthesis alone."""
+
+    def __init__(self, dims: int, channels: int, kernel: int) -> None:
+        super().__init__()
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
+        self.conv = conv(channels, channels, kernel)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, field: torch.Tensor) -> torch.Tensor:
+        """The correction (not the filtered field) of `field`, the same shape."""
+        pad = self.conv.kernel_size[0] // 2
+        return self.conv(F.pad(field, (pad,) * (2 * (field.dim() - 2)), mode="replicate"))
+
+    def valid(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches (P, C, *side + 2·halo) already holding their halo -> filtered (P, C, *side)."""
+        pad = self.conv.kernel_size[0] // 2
+        inner = (slice(None), slice(None)) + (slice(pad, -pad),) * (patches.dim() - 2)
+        return patches[inner] + self.conv(patches)
 
 
 def _linear_macs(module: nn.Module) -> int:
@@ -156,6 +227,7 @@ def build(
     interpolation: str = "bilinear",
     coordinates: bool = False,
     context: int = 0,
+    post: int = 0,
 ) -> nn.Module:
     return LatentGridINR(
         in_features,
@@ -168,4 +240,5 @@ def build(
         interpolation,
         coordinates,
         context,
+        post,
     )
