@@ -62,8 +62,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -83,6 +83,7 @@ PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
 # ctx: rate/latents.py; nbr (format 5), ilv (format 6): rate/neighbours.py
 _CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q"}
 _CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6}  # the first format version of each coder
+POST_FILTER_FROM = 7  # the grid's post-filter (hp "post")
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
@@ -680,6 +681,8 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"shape {meta['shape']} does not fit medium {meta['medium']!r}")
     if meta["medium"] != "image" and meta["rate"] is None:
         raise InrcodecError(f"a {meta['medium']} file must store its rate")
+    if meta["hp"].get("post") and version < POST_FILTER_FROM:
+        raise InrcodecError(f"a post-filter needs format {POST_FILTER_FROM}")
 
 
 def _validate_coding(meta: dict[str, Any], version: int) -> None:

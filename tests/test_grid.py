@@ -396,3 +396,99 @@ def test_training_batches_visit_every_point_once_a_pass():
     for seen in passes:  # 3 batches of 3 from 10 points: 9 distinct, one left for later
         assert len(seen) == 9 and len(seen.unique()) == 9 and 0 <= seen.min() <= seen.max() < 10
     assert not torch.equal(passes[0], passes[1])  # a fresh order each pass
+
+
+@pytest.fixture(scope="module")
+def filtered_file(tmp_path_factory) -> Path:
+    """The crop with a 5x5 post-filter, trained once the latents froze."""
+    return encode(tmp_path_factory.mktemp("post"), "post", "--steps", "200", "-O", "post=5")
+
+
+def test_the_post_filter_is_trained_and_stored(filtered_file):
+    inr = container.read(filtered_file)
+    assert inr.hparams["post"] == 5
+    assert inr.state["post.conv.weight"].abs().sum() > 0  # it left its zero start
+
+
+@pytest.mark.parametrize(
+    ("flags", "shape"),
+    [
+        (("--scale", "0.5"), (24, 24)),
+        (("--scale", "1"), (48, 48)),
+        (("--scale", "3"), (144, 144)),
+        (("--size", "50x30"), (30, 50)),
+    ],
+)
+def test_a_filtered_file_decodes_at_any_resolution(filtered_file, flags, shape):
+    assert decode(filtered_file, *flags).shape == (*shape, 3)
+
+
+def test_a_filtered_2x_decode_has_no_seams_and_repeats_exactly(filtered_file):
+    big = decode(filtered_file, "--scale", "2").astype(float)
+    steps = np.abs(np.diff(big, axis=0)).mean(axis=(1, 2))
+    assert steps.max() < 6 * np.median(steps) + 4
+    assert np.array_equal(decode(filtered_file), decode(filtered_file, "--scale", "1"))
+
+
+@pytest.mark.parametrize("shape", [[30], [12, 20], [3, 8, 10]])
+def test_the_decoder_reads_the_filter_exactly_on_the_lattice(shape):
+    """At the training grid, the interpolated correction is the filter's own output; a
+    weight changed in place is seen at the next call."""
+    from inrcodec.coords import grid_coords
+
+    torch.manual_seed(0)
+    model = build_model("grid", len(shape), 2, shape=shape, levels=3, post=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+        coords = grid_coords(tuple(shape))
+        plain = model.synthesize(coords, list(model.latents))
+        exact = model.lattice_values(plain)
+        assert torch.allclose(model(coords), exact, atol=1e-5)
+        assert not torch.allclose(exact, plain, atol=1e-2)  # the filter does something
+        model.post.conv.bias.add_(1.0)
+        assert torch.allclose(model(coords), exact + 1.0, atol=1e-5)
+    unfiltered = build_model("grid", len(shape), 2, shape=shape, levels=3)
+    assert model.macs_per_point() > unfiltered.macs_per_point()
+
+
+@pytest.mark.parametrize("shape", [[40], [9, 13], [5, 6, 7]])
+def test_training_patches_filter_like_the_whole_lattice(shape):
+    """A patch with its halo (clamped at the borders), filtered without padding, equals
+    the same points of the whole lattice filtered with replicate padding: what training
+    fits is what decoding computes."""
+    from inrcodec.models.grid import PostFilter
+    from inrcodec.rd_fitting import Patches
+
+    torch.manual_seed(1)
+    post = PostFilter(len(shape), 2, 3)
+    with torch.no_grad():
+        for p in post.parameters():
+            p.normal_()
+        field = torch.randn(1, 2, *shape)
+        whole = (field + post(field))[0].reshape(2, -1)
+        patches = Patches(shape, 64, 1, torch.device("cpu"))
+        padded, inner = patches()
+        side = patches.side + 2
+        values = field[0].reshape(2, -1)[:, padded].reshape(2, patches.count, *[side] * len(shape))
+        filtered = post.valid(values.movedim(0, 1)).movedim(1, 0).reshape(2, -1)
+    assert torch.allclose(filtered, whole[:, inner], atol=1e-5)
+
+
+@pytest.mark.parametrize("post", [2, 4, 1, 17])
+def test_a_post_filter_needs_an_odd_kernel(post):
+    with pytest.raises(InrcodecError, match="post must be"):
+        build_model("grid", 2, 3, shape=[8, 8], post=post)
+
+
+def test_a_post_filter_needs_format_7(filtered_file):
+    from tests.test_container import with_metadata
+
+    data = with_metadata(filtered_file.read_bytes(), format=6)
+    with pytest.raises(InrcodecError, match="post-filter needs format 7"):
+        container.from_bytes(data)
+    bad = with_metadata(
+        filtered_file.read_bytes(), hp={**container.read(filtered_file).hparams, "post": 4}
+    )
+    with pytest.raises(InrcodecError):
+        container.from_bytes(bad)

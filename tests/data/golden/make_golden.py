@@ -48,6 +48,7 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v4_grid_context": ("crop", [*GRID, "-O", "context=8"]),
     "v5_grid_predictive": ("crop", [*GRID]),
     "v6_grid_interlaced": ("crop", [*GRID]),
+    "v7_grid_post": ("crop", [*GRID, "-O", "post=5"]),
 }
 
 
