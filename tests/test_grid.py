@@ -22,6 +22,13 @@ from inrcodec.rate import coding, latents
 
 DATA = Path(__file__).parent / "data"
 CROP = DATA / "div2k00_crop48.png"
+# Decode flags and the shape they give for the 48x48 crop.
+RESOLUTIONS = [
+    (("--scale", "0.5"), (24, 24)),
+    (("--scale", "1"), (48, 48)),
+    (("--scale", "3"), (144, 144)),
+    (("--size", "50x30"), (30, 50)),
+]
 GRID = ["--arch", "grid", "--lr", "3e-2", "--transform", "minmax", "--device", "cpu"]
 
 
@@ -152,15 +159,7 @@ def test_the_context_model_lowers_the_bits_of_predictable_latents():
     assert with_context < 0.5 * factorized
 
 
-@pytest.mark.parametrize(
-    ("flags", "shape"),
-    [
-        (("--scale", "0.5"), (24, 24)),
-        (("--scale", "1"), (48, 48)),
-        (("--scale", "3"), (144, 144)),
-        (("--size", "50x30"), (30, 50)),
-    ],
-)
+@pytest.mark.parametrize(("flags", "shape"), RESOLUTIONS)
 def test_any_resolution(grid_files, flags, shape):
     assert decode(grid_files["factorized"], *flags).shape == (*shape, 3)
 
@@ -410,15 +409,7 @@ def test_the_post_filter_is_trained_and_stored(filtered_file):
     assert inr.state["post.conv.weight"].abs().sum() > 0  # it left its zero start
 
 
-@pytest.mark.parametrize(
-    ("flags", "shape"),
-    [
-        (("--scale", "0.5"), (24, 24)),
-        (("--scale", "1"), (48, 48)),
-        (("--scale", "3"), (144, 144)),
-        (("--size", "50x30"), (30, 50)),
-    ],
-)
+@pytest.mark.parametrize(("flags", "shape"), RESOLUTIONS)
 def test_a_filtered_file_decodes_at_any_resolution(filtered_file, flags, shape):
     assert decode(filtered_file, *flags).shape == (*shape, 3)
 
