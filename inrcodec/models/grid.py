@@ -109,9 +109,12 @@ class LatentGridINR(nn.Module):
         the filter is still zero: until the latents freeze, in training)."""
         if self.post is None or not any(p.detach().any() for p in self.post.parameters()):
             return values
-        shape = self.latents[-1].shape
-        field = values.reshape(*shape, -1).movedim(-1, 0)[None]
+        field = self._field(values)
         return (field + self.post(field))[0].movedim(0, -1).reshape(values.shape)
+
+    def _field(self, values: torch.Tensor) -> torch.Tensor:
+        """Values at every lattice point, (N, C) in raster order -> (1, C, *shape)."""
+        return values.reshape(*self.latents[-1].shape, -1).movedim(-1, 0)[None]
 
     def _lattice_correction(self, dtype: torch.dtype) -> torch.Tensor:
         """The post-filter's correction on the lattice, (C, *shape): computed once for the
@@ -119,14 +122,12 @@ class LatentGridINR(nn.Module):
         key = (dtype, tuple((id(p), p._version) for p in self.parameters()))
         if getattr(self, "_correction_key", None) != key:
             latents = list(self.latents)
-            shape = latents[-1].shape
-            points = grid_coords(tuple(shape), latents[-1].device).to(dtype)
+            points = grid_coords(tuple(latents[-1].shape), latents[-1].device).to(dtype)
             with torch.no_grad():
                 values = torch.cat(
                     [self.synthesize(c, latents) for c in points.split(LATTICE_CHUNK)]
                 )
-                field = values.reshape(*shape, -1).movedim(-1, 0)[None]
-                self._correction = self.post(field)[0]
+                self._correction = self.post(self._field(values))[0]
             self._correction_key = key
         return self._correction
 
