@@ -47,11 +47,13 @@ def decode_seconds(inr: Path, out: Path) -> float:
 
 
 def rate_split(info: dict) -> dict[str, int]:
-    """Bytes per part of the file: latents, synthesis weights, context weights, header."""
+    """Bytes per part of the file: latents, synthesis weights, post-filter and context
+    weights (where the model has them), header."""
     names = list(info["tensor_names"])
-    parts = {"latents": 0, "synthesis": 0, "context": 0}
+    parts = {"latents": 0, "synthesis": 0, "post": 0, "context": 0}
     for name, size in zip(names, info["tensor_bytes"], strict=True):
-        parts[name.split(".")[0]] += size
+        part = name.split(".")[0]
+        parts[part] = parts.get(part, 0) + size
     parts["header"] = info["header_bytes"]
     return parts
 
