@@ -89,6 +89,8 @@ class LatentGridINR(nn.Module):
         self.context = ContextModel(in_features, context) if context else None
         self.latents = nn.ParameterList(nn.Parameter(torch.zeros(s)) for s in shapes)
         self.bytes_per_point = 4 * (inputs + 3 * width) * 4
+        self._correction_key: tuple | None = None  # what `_correction` was computed for
+        self._correction: torch.Tensor | None = None
 
     def synthesize(self, coords: torch.Tensor, latents: list[torch.Tensor]) -> torch.Tensor:
         """Values at `coords` (N, d) in [-1, 1], from the given grids."""
@@ -118,10 +120,11 @@ class LatentGridINR(nn.Module):
 
     def _lattice_correction(self, dtype: torch.dtype) -> torch.Tensor:
         """The post-filter's correction on the lattice, (C, *shape): computed once for the
-        weights as they are (a weight changed in place bumps its version: recomputed)."""
-        key = (dtype, tuple((id(p), p._version) for p in self.parameters()))
-        if getattr(self, "_correction_key", None) != key:
-            latents = list(self.latents)
+        weights as they are (a weight changed in place bumps its version, a move to another
+        device changes the key: recomputed)."""
+        latents = list(self.latents)
+        key = (dtype, latents[-1].device, tuple((id(p), p._version) for p in self.parameters()))
+        if self._correction_key != key:
             points = grid_coords(tuple(latents[-1].shape), latents[-1].device).to(dtype)
             with torch.no_grad():
                 values = torch.cat(
