@@ -1,10 +1,11 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 6; versions 1 to 5 still read: version 1 is version 2's fp16/fp32
+Layout (format version 8; versions 1 to 7 still read: version 1 is version 2's fp16/fp32
 raw case, version 3 is version 2 plus the `auto` precision, version 4 is version 3 plus
 the context coder `x` of latent grids, version 5 is version 4 plus their predictive
-coder `p` and packed metadata, and version 6 is version 5 plus the interlaced predictive
-coder `q`):
+coder `p` and packed metadata, version 6 is version 5 plus the interlaced predictive
+coder `q`, version 7 is version 6 plus the grid's post-filter, and version 8 is version 7
+plus the coder `r`, `q` with half-integer medians kept):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -17,10 +18,11 @@ coder `q`):
     chosen by rate–distortion, entropy-coded one after the other (U8; see rate/). The
     header's `rq` lists per tensor the step exponent `e`, the coder `c` (g: range-coded
     two-sided geometric, l: LZMA, x (version 4): a latent grid under the file's context
-    model, see rate/latents.py, p (version 5) and q (version 6): a latent grid predicted
-    from its decoded neighbours and the coarser grid, see rate/neighbours.py), its integer
-    parameters `k` (max |code|, for x, p and q the largest residual) and `m` (the geometric
-    decay, /2^16; 0 for x, p and q), and the stream's byte length `n`. Context-coded grids
+    model, see rate/latents.py, p (version 5), q (version 6) and r (version 8): a latent
+    grid predicted from its decoded neighbours and the coarser grid, see
+    rate/neighbours.py), its integer parameters `k` (max |code|, for x, p, q and r the
+    largest residual) and `m` (the geometric decay, /2^16; 0 for x, p, q and r), and the
+    stream's byte length `n`. Context-coded grids
     follow the context model's tensors and the coarser grid.
 - ``s`` (int precisions only): the fp32 scales, one per tensor or per output channel.
 - ``__metadata__["inrcodec"]``: the metadata, compact JSON (packed from version 5: see
@@ -62,8 +64,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 7
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+FORMAT_VERSION = 8
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -80,9 +82,9 @@ _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors d
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
 PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
-# ctx: rate/latents.py; nbr (format 5), ilv (format 6): rate/neighbours.py
-_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q"}
-_CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6}  # the first format version of each coder
+# ctx: rate/latents.py; nbr (format 5), ilv (format 6), ilh (format 8): rate/neighbours.py
+_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q", "ilh": "r"}
+_CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6, "ilh": 8}  # each coder's first format version
 POST_FILTER_FROM = 7  # the grid's post-filter (hp "post")
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the

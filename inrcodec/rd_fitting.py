@@ -40,7 +40,8 @@ from inrcodec.render import chunk_points
 NOISE_SHARE = 0.85  # share of the run with noisy latents; then they are rounded, frozen
 PEAK_SQUARED = 4.0  # the transformed domain spans [-1, 1]
 MAX_LAMBDA_FACTOR = 2.0  # the controller changes λ by at most this per evaluation
-EXACT_SECONDS = 15.0  # how often the controller measures the file's latent bytes exactly
+EXACT_SECONDS = 15.0  # how often the controller measures the file's latent bytes exactly …
+EXACT_SHARE = 0.05  # … at most: a slower machine measures less often, at this share of the time
 PATCH_SIDE = {1: 256, 2: 16, 3: 6}  # a post-filter's training patch, per dimension count
 
 
@@ -204,7 +205,8 @@ class _Monitor:
     config: FitConfig
     last_report: float = -math.inf
     ratio: float = 1.0  # the file's bytes over the coder's quick estimate, measured …
-    last_exact: float = -math.inf  # … at this time, and again after EXACT_SECONDS
+    last_exact: float = -math.inf  # … at this time, and again after `exact_interval`
+    exact_interval: float = EXACT_SECONDS
     last_estimate: float | None = None  # the quick estimate at the last steering evaluation
 
     def evaluate(self, done: int, elapsed: float, lam: float, steering: bool) -> float:
@@ -217,9 +219,12 @@ class _Monitor:
         on the quick estimate, so a new exact ratio does not read as a change of bits."""
         bits, score, mse = _evaluate(self.model, self.coords, self.targets, self.quality)
         measure = steering and self.model.context is None and bits > 0
-        if measure and elapsed - self.last_exact >= EXACT_SECONDS:
+        if measure and elapsed - self.last_exact >= self.exact_interval:
             latents = [torch.round(grid) for grid in self.model.latents]
+            started = time.perf_counter()
             self.ratio = stored_bits(latents, None, exact=True) / bits
+            took = time.perf_counter() - started
+            self.exact_interval = max(EXACT_SECONDS, took / EXACT_SHARE)
             self.last_exact = elapsed
         if self.on_progress is not None and elapsed - self.last_report >= 0.5:
             loss = mse / PEAK_SQUARED + lam * bits * self.ratio / len(self.coords)  # D + λR

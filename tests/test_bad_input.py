@@ -157,9 +157,9 @@ CASES = [
     Case("metadata not JSON", lambda t: decode_args(_bad_json_meta(t), t), 1, "metadata"),
     Case(
         "unknown format version",
-        lambda t: decode_args(rewrite_meta(t, format=8), t),
+        lambda t: decode_args(rewrite_meta(t, format=9), t),
         1,
-        "unsupported format version 8",
+        "unsupported format version 9",
     ),
     Case(
         "unknown arch",

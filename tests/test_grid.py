@@ -244,6 +244,7 @@ def test_predictively_coded_latents_need_their_format(grid_files):
     for name, coder, version in (
         ("v5_grid_predictive", "nbr", 5),
         ("v6_grid_interlaced", "ilv", 6),
+        ("v8_grid_half", "ilh", 8),
     ):
         data = with_metadata((golden / f"{name}.inr").read_bytes(), format=version - 1)
         with pytest.raises(InrcodecError, match=f"'{coder}' need format {version}"):

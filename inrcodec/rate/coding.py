@@ -23,8 +23,9 @@ import numpy as np
 
 from inrcodec.errors import InrcodecError
 
-# ctx: latents under a context model (latents.py); nbr, ilv: predicted latents (neighbours.py)
-CODERS = ("geo", "lzma", "ctx", "nbr", "ilv")
+# ctx: latents under a context model (latents.py); nbr, ilv, ilh: predicted latents
+# (neighbours.py)
+CODERS = ("geo", "lzma", "ctx", "nbr", "ilv", "ilh")
 DECAY_BITS = 16  # r = decay / 2^16
 MAX_BOUND = 1 << 15  # K: codes stay within int16, and the model table small
 MAX_EXPONENT, MIN_EXPONENT = 8, -30  # step = 2^e with e in this range
@@ -46,7 +47,7 @@ def from_codes(codes: np.ndarray, exponent: int) -> np.ndarray:
 class Coded:
     """One tensor's integers as stored: the coder, its integer parameters, the bytes."""
 
-    coder: str  # "geo" (range-coded two-sided geometric), "lzma", "ctx", "nbr" or "ilv"
+    coder: str  # "geo" (range-coded two-sided geometric), "lzma", or one of latents' coders
     bound: int  # K = max |code|
     decay: int  # geo: r = decay / 2^16 (lzma: 0)
     data: bytes
@@ -64,12 +65,24 @@ def decay_for(codes: np.ndarray) -> int:
 def geometric_table(bound: int, decay: int) -> np.ndarray:
     """Probabilities of −K..K, from integers only: f(0) = 2^40, f(j) = f(j−1)·m >> 16 (at
     least 1), normalised. The float division is correctly rounded, hence reproducible."""
+    half = _frequencies(bound, decay)
+    table = np.concatenate([half[:0:-1], half])
+    return table / table.sum()
+
+
+def half_centred_table(bound: int, decay: int) -> np.ndarray:
+    """The same law centred halfway between two integers: probabilities of −K..K+1, where
+    −j and j + 1 (distance j + ½ from the centre) both take f(j)."""
+    half = _frequencies(bound, decay)
+    table = np.concatenate([half[::-1], half])
+    return table / table.sum()
+
+
+def _frequencies(bound: int, decay: int) -> np.ndarray:
     frequencies = [_TABLE_ONE]
     for _ in range(bound):
         frequencies.append(max(1, (frequencies[-1] * decay) >> DECAY_BITS))
-    half = np.array(frequencies, dtype=np.float64)
-    table = np.concatenate([half[:0:-1], half])
-    return table / table.sum()
+    return np.array(frequencies, dtype=np.float64)
 
 
 def estimated_bits(codes: np.ndarray) -> float:
@@ -124,7 +137,7 @@ def decode(coded: Coded, count: int) -> np.ndarray:
         if coded.data:
             raise InrcodecError("an all-zero tensor stores no bytes")
         return np.zeros(count, dtype=np.int32)
-    if coded.coder in ("ctx", "nbr", "ilv"):
+    if coded.coder in ("ctx", "nbr", "ilv", "ilh"):
         raise InrcodecError("these latents decode with their coarser grid (rate/latents.py)")
     codes = _decode_geo(coded, count) if coded.coder == "geo" else _decode_lzma(coded, count)
     if codes.size and int(np.abs(codes).max()) > coded.bound:

@@ -5,7 +5,7 @@ Two models, both Laplace laws over integer latents:
 - **factorized**: one law per grid, mean 0, its scale fitted to the grid. Training uses
   the maximum-likelihood scale; the file codes each grid the shortest of three ways: the
   law with its own integer parameters (`coding.encode`), LZMA, or predicted from its
-  decoded neighbours and its parent under classed laws (`neighbours.py`'s two schemes,
+  decoded neighbours and its parent under classed laws (`neighbours.py`'s schemes,
   no weights).
 - **context** (`ContextModel`): the mean and scale of each latent come from a tiny MLP
   over latents the decoder already has: the co-located latent of the next coarser grid and
@@ -176,9 +176,9 @@ def stored_bits(
 def encode_factorized(codes: np.ndarray, parent: np.ndarray | None) -> coding.Coded:
     """A grid of a model without a context network: the shortest of the factorized law's
     range code, LZMA, and the predictions from decoded neighbours (`neighbours.py`; the
-    interlaced scheme is 5.9 % shorter over 21 trained Kodak files, but not on every grid)."""
+    interlaced scheme is the shortest on most grids, but not on the coarsest)."""
     options = [coding.encode(codes)]
-    options += [neighbours.encode(codes, parent, coder) for coder in neighbours.SCHEMES]
+    options += [neighbours.encode(codes, parent, coder) for coder in neighbours.ENCODERS]
     return min(options, key=lambda coded: len(coded.data))
 
 

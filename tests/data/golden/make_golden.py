@@ -24,12 +24,13 @@ from inrcodec.cli import main
 
 HERE = Path(__file__).resolve().parent
 CROP = HERE.parent / "div2k00_crop48.png"
+PHOTO = HERE.parent / "kodim05_crop256.png"  # grids large enough for the predictive coders
 COMMON = ["--steps", "40", "--device", "cpu", "--compile", "off", "--batch-size", "0"]
 SMALL = [*COMMON, "--width", "16", "--depth", "2", "--lr", "3e-3"]
 TILED = ["--arch", "finer", "--tile-size", "24"]
 GRID = [*COMMON, "--arch", "grid", "--transform", "minmax", "--lr", "3e-2", "--steps", "120"]
 SL2A = [*COMMON, "--arch", "sl2a", "--width", "16", "--depth", "2", "-O", "degree=8"]
-# name -> (source: "crop" or "tone", encode flags); v1 is made from a raw fp16 file.
+# name -> (source: "crop", "photo" or "tone", encode flags); v1 is made from a raw fp16 file.
 FILES: dict[str, tuple[str, list[str]]] = {
     "v1_siren_fp16": ("crop", [*SMALL, "--precision", "fp16"]),
     "v2_siren_fp16": ("crop", [*SMALL, "--precision", "fp16"]),
@@ -49,15 +50,24 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v5_grid_predictive": ("crop", [*GRID]),
     "v6_grid_interlaced": ("crop", [*GRID]),
     "v7_grid_post": ("crop", [*GRID, "-O", "post=5"]),
+    "v8_grid_half": ("photo", [*GRID, "--lambda", "3e-3"]),
 }
 
 
 def decoded_md5(path: Path) -> str:
     """md5 of the decoded samples (not of the PNG/WAV bytes, which depend on the encoder)."""
+    return md5(samples(path))
+
+
+def samples(path: Path) -> np.ndarray:
+    """A decoded PNG's or WAV's samples as read back."""
     if path.suffix == ".png":
-        return hashlib.md5(np.asarray(Image.open(path)).tobytes()).hexdigest()
-    samples, _ = sf.read(path, dtype="int16", always_2d=True)
-    return hashlib.md5(samples.tobytes()).hexdigest()
+        return np.asarray(Image.open(path))
+    return sf.read(path, dtype="int16", always_2d=True)[0]
+
+
+def md5(values: np.ndarray) -> str:
+    return hashlib.md5(np.ascontiguousarray(values).tobytes()).hexdigest()
 
 
 def tone(folder: Path) -> Path:
@@ -70,7 +80,7 @@ def tone(folder: Path) -> Path:
 
 def encode(name: str, folder: Path) -> Path:
     source, flags = FILES[name]
-    src = CROP if source == "crop" else tone(folder)
+    src = {"crop": CROP, "photo": PHOTO}[source] if source != "tone" else tone(folder)
     target = folder / f"{name}.inr"
     code = main(["encode", str(src), "-o", str(target), "--quiet", "--force", *flags])
     assert code == 0, name
