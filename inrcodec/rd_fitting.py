@@ -165,7 +165,9 @@ def fit_rd(
         Batches(len(coords), config.batch_size, coords.device),
         _patches(model, config, coords.device),
     )
-    monitor = _Monitor(model, coords, targets, quality, target or Target(), on_progress, config)
+    monitor = _Monitor(
+        model, coords, targets, quality, target or Target(), on_progress, config, clock=clock
+    )
     start, done, reason = clock(), 0, "steps"
     try:
         while True:
@@ -208,6 +210,7 @@ class _Monitor:
     last_exact: float = -math.inf  # … at this time, and again after `exact_interval`
     exact_interval: float = EXACT_SECONDS
     last_estimate: float | None = None  # the quick estimate at the last steering evaluation
+    clock: Callable[[], float] = time.perf_counter
 
     def evaluate(self, done: int, elapsed: float, lam: float, steering: bool) -> float:
         """Judge the rounded latents; report; return λ steered towards the target (kept
@@ -221,9 +224,9 @@ class _Monitor:
         measure = steering and self.model.context is None and bits > 0
         if measure and elapsed - self.last_exact >= self.exact_interval:
             latents = [torch.round(grid) for grid in self.model.latents]
-            started = time.perf_counter()
+            started = self.clock()
             self.ratio = stored_bits(latents, None, exact=True) / bits
-            took = time.perf_counter() - started
+            took = self.clock() - started
             self.exact_interval = max(EXACT_SECONDS, took / EXACT_SHARE)
             self.last_exact = elapsed
         if self.on_progress is not None and elapsed - self.last_report >= 0.5:

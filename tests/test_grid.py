@@ -352,6 +352,43 @@ def test_the_controller_steers_on_the_bits_extrapolated_one_evaluation_ahead(mon
     assert target.seen == [2000.0, 2400.0, 2600.0, 2200.0]
 
 
+@pytest.mark.parametrize(
+    ("measure_seconds", "measured_at"), [(0.1, [1, 21, 41, 61, 81]), (2.0, [1, 41, 81])]
+)
+def test_the_exact_byte_measurement_takes_a_bounded_share_of_the_time(
+    monkeypatch, measure_seconds, measured_at
+):
+    """Every EXACT_SECONDS at most, and no more than EXACT_SHARE of the time: a machine on
+    which the coders take 2 s measures every 40 s."""
+    from inrcodec import rd_fitting
+
+    now = [0.0]
+    measured = []
+
+    def exact_bits(*args, exact=False):
+        measured.append(now[0])
+        now[0] += measure_seconds
+        return 2000.0
+
+    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args: (1000.0, 30.0, 0.01))
+    monkeypatch.setattr(rd_fitting, "stored_bits", exact_bits)
+    model, coords, targets, config = small_rd_problem("off")
+    monitor = rd_fitting._Monitor(
+        model,
+        coords,
+        targets,
+        None,
+        rd_fitting.Target(bits=1e3),
+        None,
+        config,
+        clock=lambda: now[0],
+    )
+    for done, elapsed in enumerate(range(1, 100, 10), start=1):
+        now[0] = float(elapsed)
+        monitor.evaluate(done, elapsed=float(elapsed), lam=1e-3, steering=True)
+    assert measured == measured_at
+
+
 def test_lambda_stops_moving_once_the_latents_are_frozen():
     """The controller steers at every evaluation of the noisy phase only; the λ returned is
     the one that shaped the stored latents (the weights' steps are chosen at it)."""
