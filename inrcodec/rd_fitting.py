@@ -34,7 +34,7 @@ import torch
 
 from inrcodec.fitting import FitResult, Progress, Quality, compile_model, out_of_memory
 from inrcodec.options import FitConfig
-from inrcodec.rate.latents import factorized_bits, stored_bits, training_bits
+from inrcodec.rate.latents import NeighbourhoodRate, stored_bits, training_bits
 from inrcodec.render import chunk_points
 
 NOISE_SHARE = 0.85  # share of the run with noisy latents; then they are rounded, frozen
@@ -156,10 +156,11 @@ def fit_rd(
     """Train `model` (a LatentGridINR) and return its parameters with the latents rounded,
     and the λ that shaped them. Stops on the steps, the time budget or `should_stop`."""
     torch.manual_seed(config.seed)
-    optimizer = _adam(model, config.lr)
+    rate, rate_parameters = _rate_function(model, config)
+    optimizer = _adam([*model.parameters(), *rate_parameters], config.lr)
     distortion = _distortion_function(model, config)
     parts = _Parts(
-        _rate_function(model, config),
+        rate,
         distortion,
         NoiseSource(list(model.latents), config.seed),
         Batches(len(coords), config.batch_size, coords.device),
@@ -247,12 +248,12 @@ def _progress(config: FitConfig, done: int, elapsed: float) -> float:
     return progress
 
 
-def _adam(model, lr: float) -> torch.optim.Optimizer:
+def _adam(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """Adam, fused into one kernel per step where this torch can (7 % of a step here)."""
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
     except (RuntimeError, TypeError):  # a torch or device without the fused kernel
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(parameters, lr=lr)
 
 
 class _MaybeCompiled:
@@ -284,12 +285,14 @@ class _MaybeCompiled:
 COMPILE_STEPS, COMPILE_SECONDS = 3000, 30.0
 
 
-def _rate_function(model, config: FitConfig) -> Callable[[list[torch.Tensor]], torch.Tensor]:
-    """The latents' training bits (the factorized model's elementwise work compiles into
-    one loop: 3x faster on a 2-core CPU at 768x512)."""
+def _rate_function(model, config: FitConfig) -> tuple[Callable, list[torch.nn.Parameter]]:
+    """The latents' training bits, and the parameters of the rate model that only training
+    has (the neighbourhood law's gains; a context model's weights are the model's own).
+    The neighbourhood law's elementwise work compiles into a few loops."""
     if model.context is not None:
-        return lambda latents: training_bits(latents, model.context)
-    return _MaybeCompiled(factorized_bits, config)
+        return (lambda latents: training_bits(latents, model.context)), []
+    rate = NeighbourhoodRate(len(model.latents)).to(model.latents[0].device)
+    return _MaybeCompiled(rate, config), list(rate.parameters())
 
 
 def _distortion_function(model, config: FitConfig) -> _MaybeCompiled:

@@ -81,7 +81,7 @@ def test_context_coded_latents_decode_alike_whatever_the_dtype_of_the_weights(gr
 
 
 def test_the_context_file_really_is_context_coded(grid_files):
-    for kind, letters in (("factorized", set("glpq")), ("context", {"x"})):
+    for kind, letters in (("factorized", set("glpr")), ("context", {"x"})):
         inr = container.read(grid_files[kind])
         names = list(inr.state)
         coders = [
@@ -89,7 +89,7 @@ def test_the_context_file_really_is_context_coded(grid_files):
         ]
         assert set(coders) <= letters and len(coders) == 7
         if kind == "factorized":  # the fine grids of a trained model are predictable
-            assert {"p", "q"} & set(coders)
+            assert {"p", "r"} & set(coders)
         assert all(
             e == 0 for e, n in zip(inr.coding["e"], names, strict=True) if n.startswith("latents.")
         )
@@ -139,6 +139,49 @@ def test_the_scale_ladder_is_the_formula_written_out():
         round(2**16 * math.exp(-(2 ** -(s / 2 + latents.MIN_SCALE_LOG2)))) for s in range(32)
     ]
     assert list(latents.SCALE_DECAYS) == formula
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 6), (3, 4, 5)])
+def test_the_neighbour_magnitude_is_the_mean_over_the_replicated_box(shape):
+    grid = torch.randn(shape, dtype=torch.float64)
+    padded = np.pad(grid.abs().numpy(), 1, mode="edge")
+    expected = np.zeros(shape)
+    for index in np.ndindex(*shape):
+        box = padded[tuple(slice(i, i + 3) for i in index)]
+        expected[index] = (box.sum() - abs(grid[index].item())) / (3 ** len(shape) - 1)
+    assert np.allclose(latents.neighbour_magnitude(grid).numpy(), expected)
+
+
+def test_an_isolated_nonzero_costs_more_than_one_among_busy_neighbours():
+    """The training rate prices a latent by its neighbours' magnitude, as the coders that
+    write the grid class it: the same latent costs more bits alone."""
+    rate = latents.NeighbourhoodRate(1)
+    alone = torch.zeros(9, 9)
+    alone[4, 4] = 3.0
+    busy = alone.clone()
+    busy[3:6, 3:6] += torch.tensor([[2.0, -2, 2], [-2, 0, -2], [2, -2, 2]])
+    busy_only = busy.clone()
+    busy_only[4, 4] = 0.0
+    with torch.no_grad():
+        cost_alone = rate([alone]) - rate([torch.zeros(9, 9)])
+        cost_busy = rate([busy]) - rate([busy_only])
+    assert cost_alone > cost_busy + 20  # 33.5 against −5.3 bits (the neighbours gain)
+
+
+def test_the_rate_gains_train_with_the_model(monkeypatch):
+    """The neighbourhood law's gains are the optimizer's too (trained to the latents'
+    likelihood), and never reach the stored state."""
+    from inrcodec import rd_fitting
+
+    seen = []
+    real_adam = rd_fitting._adam
+    monkeypatch.setattr(rd_fitting, "_adam", lambda p, lr: seen.append(p) or real_adam(p, lr))
+    model, coords, targets, config = small_rd_problem("off")
+    result = rd_fitting.fit_rd(model, coords, targets, config, 1e-3)
+    gains = [p for p in seen[0] if all(p is not q for q in model.parameters())]
+    assert [g.shape for g in gains] == [(len(model.latents),)]
+    assert gains[0].detach().abs().sum() > 0  # moved from their zero start
+    assert set(result.state) == set(model.state_dict())
 
 
 def test_the_context_model_lowers_the_bits_of_predictable_latents():

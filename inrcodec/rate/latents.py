@@ -2,11 +2,13 @@
 
 Two models, both Laplace laws over integer latents:
 
-- **factorized**: one law per grid, mean 0, its scale fitted to the grid. Training uses
-  the maximum-likelihood scale; the file codes each grid the shortest of three ways: the
-  law with its own integer parameters (`coding.encode`), LZMA, or predicted from its
-  decoded neighbours and its parent under classed laws (`neighbours.py`'s schemes,
-  no weights).
+- **without weights in the file**: the file codes each grid the shortest of three ways: a
+  law fitted to the grid with its own integer parameters (`coding.encode`), LZMA, or
+  predicted from its decoded neighbours and its parent under classed laws
+  (`neighbours.py`, no weights). Training prices each latent under a zero-mean Laplace law
+  whose scale is a learned multiple (one per grid) of its neighbours' mean magnitude
+  (`NeighbourhoodRate`), because the coders class latents by that magnitude: an isolated
+  nonzero among zeros costs them far more than one among busy neighbours.
 - **context** (`ContextModel`): the mean and scale of each latent come from a tiny MLP
   over latents the decoder already has: the co-located latent of the next coarser grid and
   its axis neighbours, and, in a checkerboard order, the axis neighbours in the same grid.
@@ -28,6 +30,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from inrcodec.errors import InrcodecError
@@ -45,6 +48,7 @@ SCALE_DECAYS = (
 WEIGHT_BITS, HIDDEN_BITS = 16, 8  # fixed-point fractions of the stored context model
 CONTEXT_PREFIX, LATENTS_PREFIX = "context.", "latents."
 RATE_SAMPLE = 65536  # latents per grid whose bits a training step measures, at most
+MIN_TRAINING_SCALE = 1e-3  # the Laplace scale of the training rate, at least
 
 
 class ContextModel(nn.Module):
@@ -130,16 +134,47 @@ def laplace_bits(values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) 
     return -torch.log2((upper - lower).clamp_min(2**-30))
 
 
+class NeighbourhoodRate(nn.Module):
+    """Training bits of the grids of a model without a context network: each latent under
+    a zero-mean Laplace law of scale g · m, with m the mean magnitude of its 3^d − 1
+    neighbours (the border replicated) and g a learned gain per grid (trained with the
+    rest, to the maximum likelihood: it is in no file). The coders that write these grids
+    class each latent by its decoded neighbours' magnitude; priced the same way, training
+    clusters the nonzeros that the coders then code cheaply. Against one law of the
+    maximum-likelihood scale per grid, 8,000 steps towards 1 bpp reached kodim05 29.74 dB
+    at 0.971 bpp against 29.33 at 0.969, kodim19 34.36 at 0.972 against 34.12 at 0.977."""
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.log_gain = nn.Parameter(torch.zeros(levels))
+
+    def forward(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        total = latents[0].new_zeros(())
+        for grid, log_gain in zip(latents, self.log_gain, strict=True):
+            context = neighbour_magnitude(grid).detach()
+            scale = (context * torch.exp(log_gain)).clamp_min(MIN_TRAINING_SCALE)
+            total = total + laplace_bits(grid, grid.new_zeros(()), scale).sum()
+        return total
+
+
+def neighbour_magnitude(grid: torch.Tensor) -> torch.Tensor:
+    """The mean |latent| of the 3^d − 1 neighbours of every latent, the border replicated."""
+    dims = grid.dim()
+    magnitude = grid.abs()
+    padded = F.pad(magnitude[None, None], (1, 1) * dims, mode="replicate")
+    pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
+    box = pool(padded, 3, stride=1)[0, 0] * 3**dims
+    return (box - magnitude) / (3**dims - 1)
+
+
 def training_bits(
     latents: list[torch.Tensor],
-    context: ContextModel | None,
+    context: ContextModel,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Estimated bits of all grids (coarsest first): factorized without a context model;
-    with one, grids larger than RATE_SAMPLE are measured on a random sample and scaled up,
-    an unbiased estimate at a fraction of the cost."""
-    if context is None:
-        return factorized_bits(latents)
+    """Estimated bits of all grids (coarsest first) under the context model: grids larger
+    than RATE_SAMPLE are measured on a random sample and scaled up, an unbiased estimate
+    at a fraction of the cost."""
     total = latents[0].new_zeros(())
     for index, grid in enumerate(latents):
         parent = latents[index - 1] if index else None
@@ -180,16 +215,6 @@ def encode_factorized(codes: np.ndarray, parent: np.ndarray | None) -> coding.Co
     options = [coding.encode(codes)]
     options += [neighbours.encode(codes, parent, coder) for coder in neighbours.ENCODERS]
     return min(options, key=lambda coded: len(coded.data))
-
-
-def factorized_bits(latents: list[torch.Tensor]) -> torch.Tensor:
-    """Bits of each grid under a zero-mean Laplace law of its maximum-likelihood scale
-    (the coder fits its own law to each stored grid alike)."""
-    total = latents[0].new_zeros(())
-    for grid in latents:
-        scale = grid.abs().mean().clamp_min(1e-3)
-        total = total + laplace_bits(grid, grid.new_zeros(()), scale).sum()
-    return total
 
 
 def unravel(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
