@@ -114,8 +114,15 @@ class Patches:
     clamped at the borders (the replicate padding of the whole lattice): about `size`
     filtered points a step. Returns the halo's and the patch's flat indices."""
 
-    def __init__(self, shape: list[int], size: int, halo: int, device: torch.device) -> None:
-        self.shape, self.halo, self.device = shape, halo, device
+    def __init__(
+        self,
+        shape: list[int],
+        size: int,
+        halo: int,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.shape, self.halo, self.device, self.generator = shape, halo, device, generator
         self.side = min(PATCH_SIDE[len(shape)], *shape)
         self.count = max(1, size // self.side ** len(shape))
 
@@ -125,7 +132,9 @@ class Patches:
         inner = torch.arange(side, device=self.device)
         flat_padded = flat_inner = torch.zeros((), dtype=torch.long, device=self.device)
         for axis, n in enumerate(self.shape):
-            start = torch.randint(0, n - side + 1, (self.count,), device=self.device)
+            start = torch.randint(
+                0, n - side + 1, (self.count,), device=self.device, generator=self.generator
+            )
             view = [self.count] + [1] * dims
             view[axis + 1] = -1
             stride = math.prod(self.shape[axis + 1 :])
@@ -353,10 +362,8 @@ def _patch_distortion(model, coords, targets, patches: Patches) -> torch.Tensor:
     """D of a batch of post-filtered patches: the synthesis on each patch and its halo,
     then the filter's valid convolution."""
     padded, inner = patches()
-    values = model.synthesize(coords.index_select(0, padded), rounded(list(model.latents)))
-    side = patches.side + 2 * patches.halo
-    field = values.reshape(patches.count, *[side] * len(patches.shape), -1).movedim(-1, 1)
-    pred = model.post.valid(field).movedim(1, -1).reshape(-1, values.shape[-1])
+    points = coords.index_select(0, padded)
+    pred = model.filtered_patches(points, patches.count, rounded(list(model.latents)))
     return torch.mean((pred - targets.index_select(0, inner)) ** 2) / PEAK_SQUARED
 
 

@@ -524,6 +524,29 @@ def test_the_decoder_reads_the_filter_exactly_on_the_lattice(shape):
     assert model.macs_per_point() > unfiltered.macs_per_point()
 
 
+@pytest.mark.parametrize("shape", [[300], [40, 52], [6, 12, 14]])
+def test_the_step_choice_judges_a_filtered_model_as_decoded(shape):
+    """The weights' step choice judges a post-filtered grid on lattice patches (the whole
+    lattice per trial was most of an encode's packaging): those values are the decoder's."""
+    from types import SimpleNamespace
+
+    from inrcodec.codec import _rd_predictor
+    from inrcodec.coords import grid_coords
+
+    torch.manual_seed(2)
+    model = build_model("grid", len(shape), 3, shape=shape, levels=3, post=5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    coords = grid_coords(tuple(shape))
+    job = SimpleNamespace(coords=coords, signal=SimpleNamespace(grid_shape=shape), device="cpu")
+    predict, subset = _rd_predictor(model, job, 1000)
+    with torch.no_grad():
+        assert torch.allclose(predict(), model(coords[subset]), rtol=1e-5, atol=1e-4)
+        model.post.conv.bias.add_(0.5)  # a trial's weights, swapped in place
+        assert torch.allclose(predict(), model(coords[subset]), rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("shape", [[40], [9, 13], [5, 6, 7]])
 def test_training_patches_filter_like_the_whole_lattice(shape):
     """A patch with its halo (clamped at the borders), filtered without padding, equals

@@ -114,6 +114,19 @@ class LatentGridINR(nn.Module):
         field = self._field(values)
         return (field + self.post(field))[0].movedim(0, -1).reshape(values.shape)
 
+    def filtered_patches(
+        self, points: torch.Tensor, count: int, latents: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """The values at the inner points of `count` lattice patches, given all their points
+        with the filter's halo (patch by patch, each in raster order): the synthesis there,
+        then the post-filter's valid convolution. With the halo clamped at the borders (the
+        decoder's replicate padding), exactly what decoding gives at those points."""
+        dims = self.latents[0].dim()
+        values = self.synthesize(points, latents)
+        side = round((len(points) // count) ** (1 / dims))
+        field = values.reshape(count, *[side] * dims, -1).movedim(-1, 1)
+        return self.post.valid(field).movedim(1, -1).reshape(-1, values.shape[-1])
+
     def _field(self, values: torch.Tensor) -> torch.Tensor:
         """Values at every lattice point, (N, C) in raster order -> (1, C, *shape)."""
         return values.reshape(*self.latents[-1].shape, -1).movedim(-1, 0)[None]
