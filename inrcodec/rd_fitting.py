@@ -14,7 +14,9 @@ The recipe of the overfitted codecs (Cool-chic 3, C3), sized for a CPU:
   (16x16 patches alone −0.80 dB against random pixels at 8,000 steps on kodim05), and
   after the freeze the filter still gains 0.2 dB at 1 bpp (README, "Latent grids");
 - D is the MSE over the squared peak of the transformed domain ([-1, 1], peak 2) and R
-  bits per sample, so λ means what `--lambda` means for the weights' step choice.
+  bits per sample, so λ means what `--lambda` means for the weights' step choice; R
+  prices each latent by its neighbours' magnitude, as the file's coders do
+  (`rate.latents.NeighbourhoodRate`), its gains trained with the model;
 - a target (`--target-bpp`, `--target-psnr`) steers λ at each evaluation (a
   multiplicative controller, warm-started at the given or default λ): one training run
   lands near the target instead of a bisection of full trainings.
