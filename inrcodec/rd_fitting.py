@@ -268,12 +268,14 @@ def _adam(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimi
 
 
 class _MaybeCompiled:
-    """`function`, compiled when the run is long enough to repay the few seconds that takes;
-    a platform that cannot compile carries on eagerly. Running out of memory is not such a
-    failure: eager needs as much, so it reaches the caller."""
+    """`function`, compiled when the run is long enough to repay the few seconds that takes
+    (by its steps and by its time budget: it ends at whichever comes first); a platform
+    that cannot compile carries on eagerly. Running out of memory is not such a failure:
+    eager needs as much, so it reaches the caller."""
 
     def __init__(self, function: Callable, config: FitConfig) -> None:
-        long_run = config.steps >= COMPILE_STEPS or (config.time_budget or 0) >= COMPILE_SECONDS
+        budget = config.time_budget
+        long_run = config.steps >= COMPILE_STEPS and (budget is None or budget >= COMPILE_SECONDS)
         wanted = config.compile == "on" or (config.compile == "auto" and long_run)
         self.function = function
         self.compiled = compile_model(function) if wanted else None

@@ -346,6 +346,26 @@ def test_the_fit_reports_whether_its_steps_ran_compiled(monkeypatch, compile_mod
 
 
 @pytest.mark.parametrize(
+    ("steps", "budget", "compiled"),
+    [
+        (6, None, False),
+        (5000, None, True),
+        (5000, 120.0, True),
+        (6, 120.0, False),
+        (10**6, 10.0, False),
+    ],
+)
+def test_auto_compiles_a_run_long_by_its_steps_and_by_its_time_budget(steps, budget, compiled):
+    """A run ends at whichever limit comes first: three steps with a 2-minute budget do
+    not repay ~15 s of compiling."""
+    from inrcodec.options import FitConfig
+    from inrcodec.rd_fitting import _MaybeCompiled
+
+    config = FitConfig(steps=steps, time_budget=budget, compile="auto")
+    assert (_MaybeCompiled(lambda: None, config).compiled is not None) == compiled
+
+
+@pytest.mark.parametrize(
     ("error", "hidden"),
     [(RuntimeError("inductor: unsupported"), True), (torch.OutOfMemoryError("oom"), False)],
 )
