@@ -522,17 +522,24 @@ def test_a_filtered_2x_decode_has_no_seams_and_repeats_exactly(filtered_file):
     assert np.array_equal(decode(filtered_file), decode(filtered_file, "--scale", "1"))
 
 
+def random_filtered_model(shape: list[int], outputs: int, post: int, seed: int):
+    """A post-filtered grid model with every parameter drawn from N(0, 0.5²)."""
+    torch.manual_seed(seed)
+    model = build_model("grid", len(shape), outputs, shape=shape, levels=3, post=post)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    return model
+
+
 @pytest.mark.parametrize("shape", [[30], [12, 20], [3, 8, 10]])
 def test_the_decoder_reads_the_filter_exactly_on_the_lattice(shape):
     """At the training grid, the interpolated correction is the filter's own output; a
     weight changed in place is seen at the next call."""
     from inrcodec.coords import grid_coords
 
-    torch.manual_seed(0)
-    model = build_model("grid", len(shape), 2, shape=shape, levels=3, post=3)
+    model = random_filtered_model(shape, 2, 3, seed=0)
     with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.5)
         coords = grid_coords(tuple(shape))
         plain = model.synthesize(coords, list(model.latents))
         exact = model.lattice_values(plain)
@@ -553,11 +560,7 @@ def test_the_step_choice_judges_a_filtered_model_as_decoded(shape):
     from inrcodec.codec import _rd_predictor
     from inrcodec.coords import grid_coords
 
-    torch.manual_seed(2)
-    model = build_model("grid", len(shape), 3, shape=shape, levels=3, post=5)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.5)
+    model = random_filtered_model(shape, 3, 5, seed=2)
     coords = grid_coords(tuple(shape))
     job = SimpleNamespace(coords=coords, signal=SimpleNamespace(grid_shape=shape), device="cpu")
     predict, subset = _rd_predictor(model, job, 1000)
