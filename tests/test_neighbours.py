@@ -141,8 +141,28 @@ def test_interlacing_codes_a_smooth_grid_shorter():
 def test_a_file_keeps_the_shortest_stream_of_each_grid():
     rng = np.random.default_rng(4)
     noise = np.rint(rng.laplace(0, 2, (32, 32))).astype(np.int32)  # nothing to predict
-    options = [len(coding.encode(noise).data), len(neighbours.encode(noise, None).data)]
+    options = [len(coding.encode(noise, lzma_too=False).data)]
+    options += [len(neighbours.encode(noise, None, c).data) for c in neighbours.ENCODERS]
     assert len(latents.encode_factorized(noise, None).data) == min(options)
+
+
+def test_a_grid_coded_again_is_not_coded_twice(monkeypatch):
+    """Packaging codes the same latents several times (budget, attempts, file): the
+    stream is remembered by the grid's content, and any change is coded afresh."""
+    rng = np.random.default_rng(9)
+    grid = np.rint(rng.laplace(0, 2, (24, 40))).astype(np.int32)
+    parent = np.rint(rng.laplace(0, 2, (12, 20))).astype(np.int32)
+    calls = []
+    real = neighbours.encode
+    monkeypatch.setattr(neighbours, "encode", lambda *a: calls.append(1) or real(*a))
+    first = latents.encode_factorized(grid, parent)
+    assert latents.encode_factorized(grid.copy(), parent.copy()) == first
+    assert len(calls) == len(neighbours.ENCODERS)
+    changed = grid.copy()
+    changed[3, 5] += 1
+    latents.encode_factorized(changed, parent)
+    latents.encode_factorized(grid, None)  # another parent: another context
+    assert len(calls) == 3 * len(neighbours.ENCODERS)
 
 
 @pytest.mark.parametrize("coder", SCHEMES)

@@ -115,8 +115,9 @@ def _lzma_bytes(codes: np.ndarray, bound: int) -> bytes:
     return lzma.compress(codes.astype(dtype).tobytes(), lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
 
 
-def encode(codes: np.ndarray) -> Coded:
-    """The smaller of the range-coded and the LZMA form of `codes` (int, |codes| ≤ 2^15)."""
+def encode(codes: np.ndarray, lzma_too: bool = True) -> Coded:
+    """The smaller of the range-coded and (unless not `lzma_too`) the LZMA form of `codes`
+    (int, |codes| ≤ 2^15)."""
     codes = np.asarray(codes).reshape(-1)
     bound = int(np.abs(codes).max()) if codes.size else 0
     if bound > MAX_BOUND:
@@ -125,7 +126,8 @@ def encode(codes: np.ndarray) -> Coded:
         return Coded("geo", 0, 0, b"")
     decay = decay_for(codes)
     options = [Coded("geo", bound, decay, _geo_bytes(codes, bound, decay))]
-    options.append(Coded("lzma", bound, 0, _lzma_bytes(codes, bound)))
+    if lzma_too:
+        options.append(Coded("lzma", bound, 0, _lzma_bytes(codes, bound)))
     return min(options, key=lambda coded: len(coded.data))
 
 

@@ -2,13 +2,14 @@
 
 Two models, both Laplace laws over integer latents:
 
-- **without weights in the file**: the file codes each grid the shortest of three ways: a
-  law fitted to the grid with its own integer parameters (`coding.encode`), LZMA, or
-  predicted from its decoded neighbours and its parent under classed laws
-  (`neighbours.py`, no weights). Training prices each latent under a zero-mean Laplace law
-  whose scale is a learned multiple (one per grid) of its neighbours' mean magnitude
-  (`NeighbourhoodRate`), because the coders class latents by that magnitude: an isolated
-  nonzero among zeros costs them far more than one among busy neighbours.
+- **without weights in the file**: the file codes each grid the shorter of two ways: a
+  law fitted to the grid with its own integer parameters (`coding.encode`), or predicted
+  from its decoded neighbours and its parent under classed laws (`neighbours.py`, no
+  weights; files before format 8 may also hold LZMA-coded grids). Training prices each
+  latent under a zero-mean Laplace law whose scale is a learned multiple (one per grid)
+  of its neighbours' mean magnitude (`NeighbourhoodRate`), because the coders class
+  latents by that magnitude: an isolated nonzero among zeros costs them far more than
+  one among busy neighbours.
 - **context** (`ContextModel`): the mean and scale of each latent come from a tiny MLP
   over latents the decoder already has: the co-located latent of the next coarser grid and
   its axis neighbours, and, in a checkerboard order, the axis neighbours in the same grid.
@@ -26,7 +27,10 @@ continuous mean and scale: its bits are an estimate, the written file is the jud
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -209,12 +213,44 @@ def stored_bits(
 
 
 def encode_factorized(codes: np.ndarray, parent: np.ndarray | None) -> coding.Coded:
-    """A grid of a model without a context network: the shortest of the factorized law's
-    range code, LZMA, and the predictions from decoded neighbours (`neighbours.py`; the
-    interlaced scheme is the shortest on most grids, but not on the coarsest)."""
-    options = [coding.encode(codes)]
-    options += [neighbours.encode(codes, parent, coder) for coder in neighbours.ENCODERS]
-    return min(options, key=lambda coded: len(coded.data))
+    """A grid of a model without a context network: the shortest of the geometric law's
+    range code and the predictions from decoded neighbours (`neighbours.py`; the interlaced
+    scheme is the shortest on most grids, but not on the coarsest). LZMA, which used to
+    win on the sparse fine grids before the predictive coders, won no grid of the 16 files
+    of 2026-12-01's lab and cost ~0.9 s a 768x512 file, so it is not tried (it decodes).
+
+    The last RECENT_GRIDS grids coded are remembered by content: packaging codes the same
+    latents for the budget, for each attempt at it and for the file (2–3 s a pass)."""
+    key = _content_key(codes, parent)
+    with _RECENT_LOCK:
+        coded = _RECENT.get(key)
+    if coded is None:
+        options = [coding.encode(codes, lzma_too=False)]
+        options += [neighbours.encode(codes, parent, coder) for coder in neighbours.ENCODERS]
+        coded = min(options, key=lambda option: len(option.data))
+    with _RECENT_LOCK:
+        _RECENT[key] = coded
+        _RECENT.move_to_end(key)
+        while len(_RECENT) > RECENT_GRIDS:
+            _RECENT.popitem(last=False)
+    return coded
+
+
+RECENT_GRIDS = 16
+_RECENT: OrderedDict[bytes, coding.Coded] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+
+
+def _content_key(codes: np.ndarray, parent: np.ndarray | None) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for values in (codes, parent):
+        if values is None:
+            digest.update(b"none")
+            continue
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        digest.update(repr(values.shape).encode())
+        digest.update(values.tobytes())
+    return digest.digest()
 
 
 def unravel(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
