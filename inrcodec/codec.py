@@ -495,11 +495,10 @@ def _rd_predictor(model, job: Job, count: int) -> tuple[Callable, Any]:
     import torch
 
     if getattr(model, "post", None) is not None:
-        from inrcodec.rd_fitting import Patches
+        from inrcodec.rd_fitting import post_patches
 
-        halo = model.post.conv.kernel_size[0] // 2
         generator = torch.Generator(device=job.device).manual_seed(0)
-        patches = Patches(list(job.signal.grid_shape), count, halo, job.device, generator)
+        patches = post_patches(model, count, job.device, generator)
         padded, inner = patches()
         points = job.coords[padded]
         return lambda: model.filtered_patches(points, patches.count, list(model.latents)), inner

@@ -175,7 +175,7 @@ def fit_rd(
         distortion,
         NoiseSource(list(model.latents), config.seed),
         Batches(len(coords), config.batch_size, coords.device),
-        _patches(model, config, coords.device),
+        post_patches(model, config.batch_size or model.latents[-1].numel(), coords.device),
     )
     monitor = _Monitor(
         model, coords, targets, quality, target or Target(), on_progress, config, clock=clock
@@ -354,12 +354,14 @@ def _step(model, optimizer, coords, targets, config: FitConfig, lam, progress: f
     optimizer.step()
 
 
-def _patches(model, config: FitConfig, device: torch.device) -> Patches | None:
+def post_patches(
+    model, size: int, device: torch.device, generator: torch.Generator | None = None
+) -> Patches | None:
+    """Lattice patches of about `size` points with the post-filter's halo, or None for a
+    model without a filter: what training and the weights' step choice judge it on."""
     if model.post is None:
         return None
-    halo = model.post.conv.kernel_size[0] // 2
-    size = config.batch_size or model.latents[-1].numel()
-    return Patches(list(model.latents[-1].shape), size, halo, device)
+    return Patches(list(model.latents[-1].shape), size, model.post.halo, device, generator)
 
 
 def _patch_distortion(model, coords, targets, patches: Patches) -> torch.Tensor:

@@ -192,14 +192,19 @@ class PostFilter(nn.Module):
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
+    @property
+    def halo(self) -> int:
+        """How far beyond a point the filter reads, in lattice steps."""
+        return self.conv.kernel_size[0] // 2
+
     def forward(self, field: torch.Tensor) -> torch.Tensor:
         """The correction (not the filtered field) of `field`, the same shape."""
-        pad = self.conv.kernel_size[0] // 2
+        pad = self.halo
         return self.conv(F.pad(field, (pad,) * (2 * (field.dim() - 2)), mode="replicate"))
 
     def valid(self, patches: torch.Tensor) -> torch.Tensor:
         """Patches (P, C, *side + 2·halo) already holding their halo -> filtered (P, C, *side)."""
-        pad = self.conv.kernel_size[0] // 2
+        pad = self.halo
         inner = (slice(None), slice(None)) + (slice(pad, -pad),) * (patches.dim() - 2)
         return patches[inner] + self.conv(patches)
 
