@@ -294,9 +294,10 @@ def _print_encode(report: dict[str, Any]) -> None:
     rate = f"{m['bpp']:.3f} bpp" if "bpp" in m else f"{m.get('bps', 0):.0f} bit/s"
     reason = report["stop_reason"]
     stopped = "" if reason == "steps" else f", stopped: {reason}"
+    lam = f", λ {report['lam']:.3g}" if report.get("lam") else ""
     out.print(
         f"{report['output']}: {quality}  {report['file_bytes']:,} B  {rate}  "
-        f"{report['seconds']:.1f} s  ({report['steps']} steps{stopped}, {report['device']})",
+        f"{report['seconds']:.1f} s  ({report['steps']} steps{stopped}{lam}, {report['device']})",
         soft_wrap=True,
     )
     trials = report["trials"]

@@ -49,6 +49,9 @@ class EncodeReport:
     stop_reason: str
     compiled: bool  # whether torch.compile ran the training steps
     metrics: dict[str, float]
+    # Latent grids: the λ of D + λ·R the training ended at (where a target steered it):
+    # `--lambda` at this value trains towards about the same rate without steering.
+    lam: float | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)  # a size/precision search
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,6 +201,7 @@ def encode_file(
         stop_reason=chosen.result.stop_reason,
         compiled=chosen.result.compiled,
         metrics=metrics,
+        lam=chosen.result.lam,
         trials=[t.to_dict() for t in trials],
     )
 
@@ -316,8 +320,8 @@ def _fit_latents(
     target = Target(quality=options.target_psnr)
     if budget is not None:
         weights = sum(p.numel() for name, p in model.named_parameters() if not _is_latent(name))
-        spare = budget - HEADER_BYTES_ESTIMATE - weights * BITS_PER_PARAMETER / 8
-        target = Target(bits=max(8.0, 8 * spare * LATENT_BUDGET_SHARE))
+        spare = 8 * (budget - HEADER_BYTES_ESTIMATE) - weights * BITS_PER_PARAMETER
+        target = Target(bits=max(8.0, spare * LATENT_BUDGET_SHARE), limit=max(8.0, spare))
     lam = options.lam or LATENT_LAMBDA
     return fit_rd(
         model,

@@ -233,6 +233,39 @@ def test_target_bpp_never_writes_above_its_budget(tmp_path, bpp):
     assert path.stat().st_size <= budget
 
 
+def test_the_report_gives_the_lambda_the_training_ended_at(tmp_path, capsys):
+    """A fixed --lambda is reported as given; a target steers it away from the default,
+    and the report says where to, so a rerun can give it with --lambda."""
+    import json
+
+    from inrcodec.codec import LATENT_LAMBDA
+
+    reports = {}  # the image preset evaluates, so steers, every 250 steps
+    for name, flags in (("fixed", ("--lambda", "5e-3")), ("steered", ("--target-bpp", "6"))):
+        capsys.readouterr()
+        encode(tmp_path, name, "--steps", "400", "--json", *flags)
+        reports[name] = json.loads(capsys.readouterr().out)
+    assert reports["fixed"]["lam"] == 5e-3
+    assert reports["steered"]["lam"] > 0 and reports["steered"]["lam"] != LATENT_LAMBDA
+
+
+def test_a_budget_the_rate_control_did_not_reach_is_kept_by_a_dead_zone(tmp_path):
+    """150 steps are too few for the λ controller to steer (it evaluates every 250): plain
+    rounding left this 256x256 crop's file at 8,317 bytes against a 4,096-byte budget, and
+    the encode failed. The freeze now rounds with a dead zone just wide enough to fit,
+    which keeps thousands of nonzero latents."""
+    from inrcodec import rd_fitting
+
+    flags = ("--steps", "150", "--target-bpp", "0.5", "-O", "post=0")
+    path = encode(tmp_path, "squeezed", *flags, source=DATA / "kodim05_crop256.png")
+    assert path.stat().st_size <= 4096
+    stored = container.read(path).state
+    assert sum(int(stored[f"latents.{i}"].count_nonzero()) for i in range(7)) > 1000
+    values = torch.tensor([-2.4, -1.2, -0.7, 0.3, 0.6, 1.4, 2.6])
+    assert rd_fitting._dead_zoned(values, 0.0).tolist() == [-2, -1, -1, 0, 1, 1, 3]
+    assert rd_fitting._dead_zoned(values, 0.8).tolist() == [-2, 0, 0, 0, 0, 1, 3]
+
+
 def test_mac_per_pixel_is_reported_and_small(grid_files, capsys):
     import json
 
@@ -388,17 +421,19 @@ def test_a_failing_compiled_rd_step_falls_back_unless_out_of_memory(monkeypatch,
             rd_fitting.fit_rd(*problem, 1e-3)
 
 
-def test_the_controller_steers_on_the_bits_extrapolated_one_evaluation_ahead(monkeypatch):
-    """Bits still rising by 100 an evaluation are steered on as if already 100 higher, so λ
-    rises before the latents overshoot; the file's exact bytes scale the estimate."""
+def test_the_controller_steers_on_the_bits_extrapolated_along_their_trend(monkeypatch):
+    """Bits still rising by 100 an evaluation are steered on as if already 300 higher (three
+    evaluations ahead), so λ rises before the latents overshoot; the file's exact bytes
+    scale the estimate."""
     from inrcodec import rd_fitting
 
     estimates = iter([0.0, 1000.0, 1100.0, 1200.0, 1150.0])
     monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args: (next(estimates), 30.0, 0.01))
     monkeypatch.setattr(rd_fitting, "stored_bits", lambda *args, **kwargs: 2 * 1000.0)
 
-    class Recording:
+    class Recording(rd_fitting.Target):
         def __init__(self) -> None:
+            super().__init__()
             self.seen: list[float] = []
 
         def factor(self, bits: float, quality: float) -> float:
@@ -411,8 +446,9 @@ def test_the_controller_steers_on_the_bits_extrapolated_one_evaluation_ahead(mon
     for done in range(5):
         monitor.evaluate(done, elapsed=float(done), lam=1e-3, steering=True)
     # ratio 2 (exact 2000 over the first estimate 1000); the first trained evaluation has
-    # no trend yet; then 1100 + 100, 1200 + 100, 1150 − 50, each doubled
-    assert target.seen == [2000.0, 2400.0, 2600.0, 2200.0]
+    # no trend yet; then 1100 + 3·100, 1200 + 3·100, 1150 − 3·50, each doubled
+    assert rd_fitting.LOOKAHEAD == 3
+    assert target.seen == [2000.0, 2800.0, 3000.0, 2000.0]
 
 
 @pytest.mark.parametrize(
@@ -456,9 +492,9 @@ def test_lambda_stops_moving_once_the_latents_are_frozen():
     """The controller steers at every evaluation of the noisy phase only; the λ returned is
     the one that shaped the stored latents (the weights' steps are chosen at it)."""
     from inrcodec.options import FitConfig
-    from inrcodec.rd_fitting import NOISE_SHARE, fit_rd
+    from inrcodec.rd_fitting import NOISE_SHARE, Target, fit_rd
 
-    class Doubling:
+    class Doubling(Target):
         def factor(self, bits: float, quality: float) -> float:
             return 2.0
 

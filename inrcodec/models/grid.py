@@ -94,7 +94,8 @@ class LatentGridINR(nn.Module):
 
     def synthesize(self, coords: torch.Tensor, latents: list[torch.Tensor]) -> torch.Tensor:
         """Values at `coords` (N, d) in [-1, 1], from the given grids."""
-        features = [self.sample(grid, coords) for grid in latents]
+        points = self._points(coords)
+        features = [self._sample(grid, points) for grid in latents]
         if self.coordinates:
             features.append(coords)
         return self.synthesis(torch.cat(features, dim=-1))
@@ -104,7 +105,8 @@ class LatentGridINR(nn.Module):
         if self.post is None:
             return values
         correction = self._lattice_correction(coords.dtype)
-        return values + torch.cat([self.sample(c, coords) for c in correction], dim=-1)
+        points = self._points(coords)
+        return values + torch.cat([self._sample(c, points) for c in correction], dim=-1)
 
     def lattice_values(self, values: torch.Tensor) -> torch.Tensor:
         """The synthesis's `values` at every lattice point (raster order), filtered (not while
@@ -147,17 +149,22 @@ class LatentGridINR(nn.Module):
             self._correction_key = key
         return self._correction
 
-    def sample(self, grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """One grid interpolated at `coords`: (N, 1). grid_sample wants (x, y, z) order and a
-        batch and channel axis; a 1-D signal is a 2-D grid of one row."""
+    def _points(self, coords: torch.Tensor) -> torch.Tensor:
+        """`coords` (N, d) as grid_sample reads them, once for all grids: (x, y, z) order,
+        with a batch axis and a row axis; a 1-D signal is a 2-D grid of one row."""
         points = coords.flip(-1)
+        if self.latents[0].dim() == 1:
+            points = torch.cat([points, torch.zeros_like(points)], dim=-1)
+        lead = (1,) * max(2, self.latents[0].dim())
+        return points.reshape(*lead, -1, points.shape[-1])
+
+    def _sample(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """One grid interpolated at `points` (from `_points`): (N, 1)."""
         if grid.dim() == 1:
             grid = grid[None]
-            points = torch.cat([points, torch.zeros_like(points)], dim=-1)
-        lead = (1,) * grid.dim()
         values = F.grid_sample(
-            grid[None, None].to(coords.dtype),
-            points.reshape(*lead, -1, points.shape[-1]),
+            grid[None, None].to(points.dtype),
+            points,
             mode=self.mode,
             padding_mode="border",
             align_corners=True,

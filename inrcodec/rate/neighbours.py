@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -112,8 +113,8 @@ def encode(codes: np.ndarray, parent: np.ndarray | None, coder: str = "ilh") -> 
         view, order = _level(grid, level)
         twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
         chosen = order == k
-        base, half = _centres(twice[chosen], scheme)
-        passes.append((view[chosen] - base, half, group[chosen]))
+        base, half = _centres(twice, scheme)
+        passes.append((view[chosen] - base, half, group))
     bound = max((int(_distance(r, h).max()) for r, h, _ in passes if r.size), default=0)
     if bound > coding.MAX_BOUND:
         raise ValueError(f"latent residuals reach {bound}, beyond ±{coding.MAX_BOUND}")
@@ -127,12 +128,9 @@ def encode(codes: np.ndarray, parent: np.ndarray | None, coder: str = "ilh") -> 
     encoder = constriction.stream.queue.RangeEncoder()
     models = _Models(bound)
     for residual, half, group in passes:
-        for c in used:
-            for centred_half in (False, True):
-                members = residual[(group == c) & (half == centred_half)]
-                if members.size:
-                    model = models.get(steps[c], centred_half)
-                    encoder.encode((members + bound).astype(np.int32), model)
+        for c, centred_half, members in _runs(group, half):
+            model = models.get(steps[c], centred_half)
+            encoder.encode((residual[members] + bound).astype(np.int32), model)
     mask = sum(1 << c for c in used).to_bytes(scheme.mask_bytes, "little")
     words = encoder.get_compressed().astype("<u4").tobytes()
     return coding.Coded(coder, bound, 0, mask + bytes(steps[c] for c in used) + words)
@@ -162,24 +160,32 @@ def decode(coded: coding.Coded, shape: tuple[int, ...], parent: np.ndarray | Non
         view, order = _level(grid, level)  # a view: decoded latents land in `grid`
         twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
         chosen = order == k
-        base, half = _centres(twice[chosen], scheme)
-        group = group[chosen]
+        base, half = _centres(twice, scheme)
         residual = np.zeros(len(group), dtype=np.int64)
-        for c in np.unique(group).tolist():
+        for c, centred_half, members in _runs(group, half):
             if c not in steps:
                 raise InrcodecError(f"predictive latent stream lacks the law of class {c}")
-            for centred_half in (False, True):
-                members = (group == c) & (half == centred_half)
-                count = int(members.sum())
-                if not count:
-                    continue
-                try:
-                    symbols = decoder.decode(models.get(steps[c], centred_half), count)
-                except Exception as exc:  # constriction's own error types
-                    raise InrcodecError(f"corrupt latent stream ({exc})") from None
-                residual[members] = symbols.astype(np.int64) - coded.bound
+            try:
+                symbols = decoder.decode(models.get(steps[c], centred_half), len(members))
+            except Exception as exc:  # constriction's own error types
+                raise InrcodecError(f"corrupt latent stream ({exc})") from None
+            residual[members] = symbols.astype(np.int64) - coded.bound
         view[chosen] = base + residual
     return grid.astype(np.int32)
+
+
+def _runs(group: np.ndarray, half: np.ndarray) -> list[tuple[int, bool, np.ndarray]]:
+    """A pass's latents in coding order, as (class, half-centred, positions) runs: classes
+    ascending, in each the integer-centred latents first, each run in raster order (one
+    stable sort, not a mask per class)."""
+    key = 2 * group + half
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
+    bounds = [*starts.tolist(), len(key)]
+    return [
+        (k >> 1, bool(k & 1), order[a:b])
+        for k, a, b in zip(keys.tolist(), bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 class _Models:
@@ -249,10 +255,14 @@ def _level(values: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
     return view, _pass_of(view.shape)
 
 
+@functools.cache
 def _pass_of(shape: tuple[int, ...]) -> np.ndarray:
-    """Each position's pass: 0 for all-even indices, else d + 1 − (its count of odd ones)."""
+    """Each position's pass: 0 for all-even indices, else d + 1 − (its count of odd ones).
+    Read-only, as it is shared: every pass of every level of that shape asks for it."""
     odd = sum(index % 2 for index in np.indices(shape))
-    return np.where(odd == 0, 0, len(shape) + 1 - odd)
+    passes = np.where(odd == 0, 0, len(shape) + 1 - odd)
+    passes.flags.writeable = False
+    return passes
 
 
 def _parent_context(
@@ -278,12 +288,27 @@ def _offsets(dims: int) -> list[tuple[int, ...]]:
 def _contexts(
     grid: np.ndarray, order: np.ndarray, k: int, parent: np.ndarray, scheme: Scheme
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Twice the prediction, and the class, of every position as pass `k` sees it (only
-    positions of an earlier pass are read, so the decoder, which has just those, computes
-    the same). Twice, so that a median between two integers stays exact."""
-    known = np.stack([_shifted(order, o, -1) for o in _offsets(grid.ndim)])
-    known = (known >= 0) & (known < k)
-    values = np.where(known, np.stack([_shifted(grid, o, 0) for o in _offsets(grid.ndim)]), 0)
+    """Twice the prediction, and the class, of each position of pass `k` (raster order) as
+    that pass sees it (only positions of an earlier pass are read, so the decoder, which
+    has just those, computes the same). Twice, so that a median between two integers
+    stays exact. Neighbours are gathered at the pass's own positions from arrays padded
+    once (order −1 outside the grid): a pass of 2-D level 0 holds a quarter or half of
+    the latents, and decoding is most of a file's read time."""
+    chosen = np.flatnonzero(order == k)
+    padded_order = np.pad(order.astype(np.int8), 1, constant_values=-1).ravel()
+    strides = [math.prod(n + 2 for n in grid.shape[axis + 1 :]) for axis in range(grid.ndim)]
+    index = np.unravel_index(chosen, grid.shape)
+    at = sum((i + 1) * stride for i, stride in zip(index, strides, strict=True))
+    shifts = [
+        sum(o * s for o, s in zip(offset, strides, strict=True)) for offset in _offsets(grid.ndim)
+    ]
+    neighbours = np.array(shifts, dtype=np.int64)[:, None] + at  # (3^d − 1, positions)
+    seen = padded_order[neighbours]
+    known = (seen >= 0) & (seen < k)
+    somewhere = known.any(1)  # offsets no position of this pass has decoded drop out …
+    somewhere[0] |= not somewhere.any()  # … but one stays, for positions seeing none
+    neighbours, known = neighbours[somewhere], known[somewhere]
+    values = np.where(known, np.pad(grid, 1).ravel()[neighbours], 0)
     count = known.sum(0)
     n = np.maximum(count, 1)
     if scheme.median:  # unknown neighbours sort last; the middle one or two of the known
@@ -298,6 +323,7 @@ def _contexts(
         dispersion = 4 * np.where(known, np.abs(values - (twice + 1) // 2), 0).sum(0)
         group = group * (len(scheme.dispersion_edges) + 1)
         group += _bin(dispersion, n, scheme.dispersion_edges)
+    parent = parent.ravel()[chosen]
     group = group * (len(scheme.parent_edges) + 1) + _bin(parent, 1, scheme.parent_edges)
     alone = _bin(parent, 1, scheme.alone_edges)
     return twice, np.where(count > 0, len(scheme.alone_edges) + 1 + group, alone)
