@@ -291,24 +291,8 @@ def _contexts(
     """Twice the prediction, and the class, of each position of pass `k` (raster order) as
     that pass sees it (only positions of an earlier pass are read, so the decoder, which
     has just those, computes the same). Twice, so that a median between two integers
-    stays exact. Neighbours are gathered at the pass's own positions from arrays padded
-    once (order −1 outside the grid): a pass of 2-D level 0 holds a quarter or half of
-    the latents, and decoding is most of a file's read time."""
-    chosen = np.flatnonzero(order == k)
-    padded_order = np.pad(order.astype(np.int8), 1, constant_values=-1).ravel()
-    strides = [math.prod(n + 2 for n in grid.shape[axis + 1 :]) for axis in range(grid.ndim)]
-    index = np.unravel_index(chosen, grid.shape)
-    at = sum((i + 1) * stride for i, stride in zip(index, strides, strict=True))
-    shifts = [
-        sum(o * s for o, s in zip(offset, strides, strict=True)) for offset in _offsets(grid.ndim)
-    ]
-    neighbours = np.array(shifts, dtype=np.int64)[:, None] + at  # (3^d − 1, positions)
-    seen = padded_order[neighbours]
-    known = (seen >= 0) & (seen < k)
-    somewhere = known.any(1)  # offsets no position of this pass has decoded drop out …
-    somewhere[0] |= not somewhere.any()  # … but one stays, for positions seeing none
-    neighbours, known = neighbours[somewhere], known[somewhere]
-    values = np.where(known, np.pad(grid, 1).ravel()[neighbours], 0)
+    stays exact."""
+    chosen, values, known = _decoded_neighbours(grid, order, k)
     count = known.sum(0)
     n = np.maximum(count, 1)
     if scheme.median:  # unknown neighbours sort last; the middle one or two of the known
@@ -327,6 +311,28 @@ def _contexts(
     group = group * (len(scheme.parent_edges) + 1) + _bin(parent, 1, scheme.parent_edges)
     alone = _bin(parent, 1, scheme.alone_edges)
     return twice, np.where(count > 0, len(scheme.alone_edges) + 1 + group, alone)
+
+
+def _decoded_neighbours(
+    grid: np.ndarray, order: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat positions of pass `k`, and their 3^d − 1 neighbours' values (0 where not
+    yet decoded) and whether each is decoded, both (offsets, positions). Gathered at the
+    pass's own positions from arrays padded once (order −1 outside the grid): a pass of
+    2-D level 0 holds a quarter or half of the latents, and decoding them is most of a
+    file's read time. Offsets no position of the pass has decoded are left out."""
+    chosen = np.flatnonzero(order == k)
+    strides = [math.prod(n + 2 for n in grid.shape[axis + 1 :]) for axis in range(grid.ndim)]
+    index = np.unravel_index(chosen, grid.shape)
+    at = sum((i + 1) * stride for i, stride in zip(index, strides, strict=True))
+    shifts = np.array(_offsets(grid.ndim), dtype=np.int64) @ np.array(strides, dtype=np.int64)
+    neighbours = shifts[:, None] + at
+    seen = np.pad(order.astype(np.int8), 1, constant_values=-1).ravel()[neighbours]
+    known = (seen >= 0) & (seen < k)
+    somewhere = known.any(1)
+    somewhere[0] |= not somewhere.any()  # one offset stays, for positions seeing none
+    neighbours, known = neighbours[somewhere], known[somewhere]
+    return chosen, np.where(known, np.pad(grid, 1).ravel()[neighbours], 0), known
 
 
 def _bin(values: np.ndarray, scale: np.ndarray | int, edges: tuple[int, ...]) -> np.ndarray:
