@@ -3,7 +3,8 @@
     python benchmarks/grid_time_to_quality.py ../shared/data/kodak --images kodim05,kodim23 \
         --bpp 0.5 --budgets 60,120,300 --out benchmarks/results/rd_grid
 
-Each encode is `inrcodec encode IMG --preset best --target-bpp R --time-budget T` in a
+Each encode is `inrcodec encode IMG --preset P --target-bpp R --time-budget T` (P `balanced`
+unless `--preset` says otherwise: its recipe, cut at each budget) in a
 subprocess with 2 threads, one at a time; the file is judged by `inrcodec eval`. Decoding
 is timed in this process (after one warm-up decode, the mean of three), without the
 interpreter's start-up. The longest budget's files are kept, with their `info`, for the
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--images", default="kodim05,kodim23")
     parser.add_argument("--bpp", type=float, default=0.5)
     parser.add_argument("--budgets", default="60,120,300")
+    parser.add_argument("--preset", default="balanced", help="the recipe, cut at each budget")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rd_grid")
     args = parser.parse_args()
     args.out = args.out.resolve()
@@ -87,7 +89,7 @@ def main() -> None:
         for budget in budgets:
             inr = args.out / f"{name}_{args.bpp}bpp_{int(budget)}s.inr"
             report = run(
-                "encode", str(source), "-o", str(inr), "--preset", "best", "--force",
+                "encode", str(source), "-o", str(inr), "--preset", args.preset, "--force",
                 "--target-bpp", str(args.bpp), "--time-budget", str(budget), "--json", "--quiet",
             )  # fmt: skip
             metrics = run("eval", str(inr), str(source), "--json")["results"]
