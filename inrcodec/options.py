@@ -35,7 +35,9 @@ class FitConfig:
     `EncodeOptions` extends this class, so each is declared once."""
 
     steps: int = option(1000, "Optimizer steps (at most).")
-    lr: float = option(5e-4, "Adam learning rate at the start (decays to 0.1x by the end).")
+    lr: float = option(
+        5e-4, "Adam learning rate at the start (decays to 0.1x by the end; --arch grid: to 0)."
+    )
     lr_final_factor: float = 0.1  # lr decays exponentially to lr·factor at the end of the run
     batch_size: int = option(
         16384, "Random coordinates per step; 0 (or more than the grid) = full batch."
