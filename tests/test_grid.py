@@ -152,6 +152,31 @@ def test_the_neighbour_magnitude_is_the_mean_over_the_replicated_box(shape):
     assert np.allclose(latents.neighbour_magnitude(grid).numpy(), expected)
 
 
+@pytest.mark.parametrize("scale", [0.05, 0.7, 4.0])
+@pytest.mark.parametrize("mean", [0.0, 0.3, -2.6])
+def test_the_training_bits_are_the_laplace_mass_of_each_unit_bin(scale, mean):
+    """The training rate is −log2 of the Laplace law's mass over [v − ½, v + ½], inside the
+    bin that holds the mean and in both tails (its CDF in float64 the reference), and the
+    masses of all the integers' bins add up to one."""
+    values = torch.arange(-200, 201, dtype=torch.float64) + torch.tensor([[0.0], [0.37]])
+    low, high = (values - 0.5 - mean) / scale, (values + 0.5 - mean) / scale
+    mass = torch.where(  # the CDF's difference, each case on the side it is exact
+        low >= 0,
+        0.5 * (torch.exp(-low) - torch.exp(-high)),
+        torch.where(
+            high <= 0,
+            0.5 * (torch.exp(high) - torch.exp(low)),
+            1 - 0.5 * torch.exp(-high) - 0.5 * torch.exp(low),
+        ),
+    )
+    as64 = dict(dtype=torch.float64)
+    bits = latents.laplace_bits(values, torch.tensor(mean, **as64), torch.tensor(scale, **as64))
+    kept = mass > 2**-30  # the rate caps a latent at 30 bits
+    assert torch.allclose(bits[kept], -torch.log2(mass[kept]), rtol=1e-9, atol=1e-9)
+    assert torch.all(bits[~kept] == 30)
+    assert torch.allclose(torch.exp2(-bits[0]).sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
 def test_an_isolated_nonzero_costs_more_than_one_among_busy_neighbours():
     """The training rate prices a latent by its neighbours' magnitude, as the coders that
     write the grid class it: the same latent costs more bits alone."""
