@@ -275,7 +275,11 @@ class _Monitor:
         kodim23's latents 11 % above their aim (λ fell to 1.4e-5, then rose to 3.9e-5 while
         the bits kept climbing), three ahead 1 % under it (λ settled at 3.7e-5). The trend
         is taken on the quick estimate, so a new exact ratio does not read as a change."""
-        bits, score, mse = _evaluate(self.model, self.coords, self.targets, self.quality)
+        report = self.on_progress is not None and elapsed - self.last_report >= 0.5
+        judged = report or self.target.quality is not None  # else bits alone steer
+        bits, score, mse = _evaluate(
+            self.model, self.coords, self.targets, self.quality, values=judged
+        )
         measure = steering and self.model.context is None and bits > 0
         if measure and elapsed - self.last_exact >= self.exact_interval:
             latents = [torch.round(grid) for grid in self.model.latents]
@@ -284,7 +288,7 @@ class _Monitor:
             took = self.clock() - started
             self.exact_interval = max(EXACT_SECONDS, took / EXACT_SHARE)
             self.last_exact = elapsed
-        if self.on_progress is not None and elapsed - self.last_report >= 0.5:
+        if report:
             loss = mse / PEAK_SQUARED + lam * bits * self.ratio / len(self.coords)  # D + λR
             self.on_progress(Progress(done, self.config.steps, loss, score, elapsed))
             self.last_report = elapsed
@@ -349,7 +353,22 @@ def _rate_function(model, config: FitConfig) -> tuple[Callable, list[torch.nn.Pa
     if model.context is not None:
         return (lambda latents: training_bits(latents, model.context)), []
     rate = NeighbourhoodRate(len(model.latents)).to(model.latents[0].device)
-    return _MaybeCompiled(rate, config), list(rate.parameters())
+    return _AlternatingRate(_MaybeCompiled(rate, config)), list(rate.parameters())
+
+
+class _AlternatingRate:
+    """The neighbourhood rate with the finest grid (3/4 of a 2-D signal's latents) priced on
+    every other step at twice its weight: the same expected gradient for ~9 % less CPU a
+    step (768x512, one thread: 24.7 against 27.3 ms, the best of eight interleaved
+    repeats). At an equal 10,000 steps towards 1 bpp, kodim05 29.77 dB at 0.972 bpp against
+    29.78 at 0.973, kodim15 36.76 at 0.976 against 36.77 at 0.978."""
+
+    def __init__(self, rate: Callable[..., torch.Tensor]) -> None:
+        self.rate, self.steps = rate, 0
+
+    def __call__(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        self.steps += 1
+        return self.rate(latents, 2 if self.steps % 2 else 0)
 
 
 def _distortion_function(model, config: FitConfig) -> _MaybeCompiled:
@@ -415,16 +434,24 @@ def _patch_distortion(model, coords, targets, patches: Patches) -> torch.Tensor:
 
 
 def _evaluate(
-    model, coords: torch.Tensor, targets: torch.Tensor, quality: Quality | None
+    model,
+    coords: torch.Tensor,
+    targets: torch.Tensor,
+    quality: Quality | None,
+    values: bool = True,
 ) -> tuple[float, float, float]:
-    """(the latents' bits as the file will store them, quality in dB, MSE), rounded."""
+    """(the latents' bits as the file will store them, quality in dB, MSE), rounded. Without
+    `values`, the bits alone (quality and MSE NaN): decoding the whole signal costs an
+    evaluation more than its bits (~3 % of a 768x512 run, evaluating every 250 steps)."""
     with torch.no_grad():
         latents = [torch.round(grid) for grid in model.latents]
+        bits = stored_bits(latents, model.context)
+        if not values:
+            return bits, math.nan, math.nan
         chunk = chunk_points(model)
         pred = torch.cat(
             [model.synthesize(coords[i : i + chunk], latents) for i in range(0, len(coords), chunk)]
         )
         pred = model.lattice_values(pred)  # `coords` is the whole lattice
-        bits = stored_bits(latents, model.context)
         mse = torch.mean((pred - targets) ** 2).item()
     return bits, (quality(pred) if quality is not None else math.nan), mse

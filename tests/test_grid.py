@@ -50,7 +50,7 @@ def grid_files(tmp_path_factory) -> dict[str, Path]:
     """A factorized and a context-coded grid file of the 48x48 crop."""
     folder = tmp_path_factory.mktemp("grid")
     return {
-        "factorized": encode(folder, "factorized", "--steps", "120"),
+        "factorized": encode(folder, "factorized", "--steps", "150"),
         "context": encode(folder, "context", "--steps", "120", "-O", "context=8"),
     }
 
@@ -191,6 +191,51 @@ def test_an_isolated_nonzero_costs_more_than_one_among_busy_neighbours():
         cost_alone = rate([alone]) - rate([torch.zeros(9, 9)])
         cost_busy = rate([busy]) - rate([busy_only])
     assert cost_alone > cost_busy + 20  # 33.5 against −5.3 bits (the neighbours gain)
+
+
+def test_training_prices_the_finest_grid_on_alternate_steps_at_twice_its_weight():
+    """Two consecutive training rates add up to twice the full rate (the same expected
+    gradient), and the finest grid gets no gradient from the rate on the step it is skipped."""
+    from inrcodec import rd_fitting
+    from inrcodec.options import FitConfig
+
+    model = build_model("grid", 2, 3, shape=[12, 10], levels=3, width=4)
+    with torch.no_grad():
+        for grid in model.latents:
+            grid.normal_(0, 2)
+    rate, _gains = rd_fitting._rate_function(model, FitConfig(steps=10, compile="off"))
+    grids = list(model.latents)
+    full = latents.NeighbourhoodRate(3)(grids)
+    priced, skipped = rate(grids), rate(grids)
+    assert torch.allclose(priced + skipped, 2 * full)
+    assert skipped < full < priced
+    coarse = latents.NeighbourhoodRate(2)(grids[:-1])
+    assert torch.allclose(skipped, coarse)
+    assert torch.autograd.grad(rate(grids), grids[-1])[0].abs().sum() > 0
+    assert torch.autograd.grad(rate(grids), grids[-1], allow_unused=True)[0] is None
+
+
+def test_an_evaluation_decodes_the_signal_only_when_a_report_or_a_quality_target_needs_it(
+    monkeypatch,
+):
+    """Steering to bits needs the bits alone; a progress report or a PSNR target needs the
+    decoded signal (its MSE and quality)."""
+    from inrcodec import rd_fitting
+
+    model, coords, targets, config = small_rd_problem("off")
+    synthesized = []
+    real = model.synthesize
+    monkeypatch.setattr(model, "synthesize", lambda *a: synthesized.append(1) or real(*a))
+    quality = lambda pred: 30.0  # noqa: E731
+    for target, report, decodes in (
+        (rd_fitting.Target(bits=1e3), None, False),
+        (rd_fitting.Target(bits=1e3), lambda p: None, True),
+        (rd_fitting.Target(quality=30.0), None, True),
+    ):
+        synthesized.clear()
+        monitor = rd_fitting._Monitor(model, coords, targets, quality, target, report, config)
+        monitor.evaluate(1, elapsed=1.0, lam=1e-3, steering=True)
+        assert bool(synthesized) == decodes, (target, report)
 
 
 def test_the_rate_gains_train_with_the_model(monkeypatch):
@@ -453,7 +498,8 @@ def test_the_controller_steers_on_the_bits_extrapolated_along_their_trend(monkey
     from inrcodec import rd_fitting
 
     estimates = iter([0.0, 1000.0, 1100.0, 1200.0, 1150.0])
-    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args: (next(estimates), 30.0, 0.01))
+    estimate = lambda *args, **kwargs: (next(estimates), 30.0, 0.01)  # noqa: E731
+    monkeypatch.setattr(rd_fitting, "_evaluate", estimate)
     monkeypatch.setattr(rd_fitting, "stored_bits", lambda *args, **kwargs: 2 * 1000.0)
 
     class Recording(rd_fitting.Target):
@@ -494,7 +540,7 @@ def test_the_exact_byte_measurement_takes_a_bounded_share_of_the_time(
         now[0] += measure_seconds
         return 2000.0
 
-    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args: (1000.0, 30.0, 0.01))
+    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *args, **kwargs: (1000.0, 30.0, 0.01))
     monkeypatch.setattr(rd_fitting, "stored_bits", exact_bits)
     model, coords, targets, config = small_rd_problem("off")
     monitor = rd_fitting._Monitor(
