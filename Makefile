@@ -32,13 +32,14 @@ test: setup
 # Real-size runs (tens of minutes on 2 cores); results go to benchmarks/results/.
 DATA ?= ../shared/data
 # The latent-grid recipe at 5 minutes per encode (`balanced`: a 7x7 post-filter, 280 s of
-# training), the issue's budget, as benchmarks/results/rd_grid_lookahead/ measured it at
-# 0.25, 0.5 and 1 bpp (in two runs; rd_grid_format8/ before the three-ahead controller,
+# training), the issue's budget, as benchmarks/results/rd_grid_alternate/ measured it at
+# 0.25, 0.5 and 1 bpp (in two runs; rd_grid_lookahead/ before the alternate-step rate,
+# rd_grid_format8/ before the three-ahead controller,
 # rd_grid_post3/ holds format 7 at 285 s on a faster machine, rd_grid_290s/
 # the three rates before the post-filter);
 # RD_FLAGS="--preset image" gives the 2-minute default (benchmarks/results/rd_grid_default_2min/).
 RD_FLAGS ?= --preset balanced
-RD_OUT ?= benchmarks/results/rd_grid_lookahead
+RD_OUT ?= benchmarks/results/rd_grid_alternate
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/train_speed.py --size 256 --steps 8
