@@ -358,10 +358,10 @@ def _rate_function(model, config: FitConfig) -> tuple[Callable, list[torch.nn.Pa
 
 class _AlternatingRate:
     """The neighbourhood rate with the finest grid (3/4 of a 2-D signal's latents) priced on
-    every other step at twice its weight: the same expected gradient for ~9 % less CPU a
-    step (768x512, one thread: 24.7 against 27.3 ms, the best of eight interleaved
-    repeats). At an equal 10,000 steps towards 1 bpp, kodim05 29.77 dB at 0.972 bpp against
-    29.78 at 0.973, kodim15 36.76 at 0.976 against 36.77 at 0.978."""
+    every other step at twice its weight: the same expected gradient for 4-9 % less CPU a
+    step (768x512, one thread, eight interleaved repeats: best 24.7 against 27.3 ms, median
+    30.8 against 32.2). At an equal 10,000 steps towards 1 bpp, kodim05 29.77 dB at 0.972
+    bpp against 29.78 at 0.973, kodim15 36.76 at 0.976 against 36.77 at 0.978."""
 
     def __init__(self, rate: Callable[..., torch.Tensor]) -> None:
         self.rate, self.steps = rate, 0
