@@ -12,11 +12,13 @@ import math
 import torch
 
 
-def axis(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+def axis(
+    n: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Sample positions of one axis; a single sample sits at the centre (0), not at -1."""
     if n == 1:
-        return torch.zeros(1, device=device)
-    return torch.linspace(-1.0, 1.0, n, device=device)
+        return torch.zeros(1, device=device, dtype=dtype)
+    return torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
 
 
 def grid_coords(
@@ -24,8 +26,10 @@ def grid_coords(
     device: torch.device | str = "cpu",
     start: int = 0,
     stop: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Rows [start, stop) of the flattened (N, len(shape)) coordinate grid.
+    """Rows [start, stop) of the flattened (N, len(shape)) coordinate grid (training in
+    float32, decoding in float64: render.py).
 
     Built from the flat indices directly, so a chunk never materialises the whole grid.
     """
@@ -35,5 +39,5 @@ def grid_coords(
     columns = []
     for i, n in enumerate(shape):
         stride = math.prod(shape[i + 1 :])
-        columns.append(axis(n, device)[(flat // stride) % n])
+        columns.append(axis(n, device, dtype)[(flat // stride) % n])
     return torch.stack(columns, dim=-1)

@@ -3,6 +3,13 @@
 Peak memory is bounded by a budget, not by the output size: coordinates are built per
 chunk, activations live only for one chunk, and each chunk is inverse-transformed,
 clamped and converted before the next one starts.
+
+Decoding computes in float64 on every device (MPS, which has none, decodes on the CPU):
+the stored parameters and latents are exact integers times powers of two, so only the
+order in which a CPU's BLAS adds products can differ between machines, and in float64
+that moves a sample by ~1e-13 of its value instead of float32's ~1e-6. A sample then
+rounds to another level on another machine only if it lies that close to a rounding
+boundary (docs/design.md, "Decoding across machines"; tests/test_golden.py checks it).
 """
 
 from __future__ import annotations
@@ -30,6 +37,23 @@ def chunk_points(model, budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
     return max(1024, int(budget_bytes // per_point))
 
 
+def decoder(model):
+    """`model` in float64 (complex layers in complex128), for decoding."""
+    import torch
+
+    def widen(t):
+        if t.is_complex():
+            return t.to(torch.complex128)
+        return t.to(torch.float64) if t.is_floating_point() else t
+
+    return model._apply(widen)
+
+
+def decode_device(device: str) -> str:
+    """Where decoding runs: `device`, unless it has no float64 (MPS)."""
+    return "cpu" if device == "mps" else device
+
+
 def render(
     inr: InrFile,
     shape: tuple[int, ...],
@@ -40,7 +64,7 @@ def render(
 ) -> np.ndarray:
     """Evaluate on the `shape` grid; returns shape + (channels,) in `out_dtype`.
 
-    `convert` maps a chunk of raw values (float32, already clamped to the value range)
+    `convert` maps a chunk of raw values (float64, already clamped to the value range)
     to the output dtype, e.g. rounding to 8 bits.
     """
     import torch
@@ -48,15 +72,16 @@ def render(
     from inrcodec.coords import grid_coords
     from inrcodec.transforms import get_transform
 
-    model = inr.build_model().to(device)
+    device = decode_device(device)
+    model = decoder(inr.build_model().to(device))
     transform = get_transform(inr.transform)
     lo, hi = inr.value_range
     total = math.prod(shape)
     out = np.empty((total, inr.out_features), dtype=out_dtype)
-    step = chunk_points(model, budget_bytes)
+    step = chunk_points(model, budget_bytes // 2)  # float64: twice float32's bytes
     with torch.inference_mode():
         for start in range(0, total, step):
-            coords = grid_coords(shape, device, start, start + step)
+            coords = grid_coords(shape, device, start, start + step, torch.float64)
             raw = transform.inverse(model(coords), inr.scalars).clamp_(lo, hi)
-            out[start : start + len(coords)] = convert(raw.float().cpu().numpy())
+            out[start : start + len(coords)] = convert(raw.double().cpu().numpy())
     return out.reshape(*shape, inr.out_features)

@@ -1,11 +1,12 @@
 """How the golden .inr files were made: each by the inrcodec of its format version.
 
 The script is additive: it makes only the files that `golden.json` does not list yet, and
-adds their md5 sums, leaving every existing file and sum as it is. Never delete a file to
-"fix" a failing golden test: the files pin what an older inrcodec wrote and what it decoded
-to. A new format version adds its own entries to FILES (named after the version).
+records what they decode to (the decoded samples at scales 1 and 2 in decoded/, and a
+hash of the decoded parameters in golden.json), leaving every existing file as it is.
+Never delete a file to "fix" a failing golden test: the files pin what an older inrcodec
+wrote and what it decoded to. A new format version adds its own entries to FILES (named after the version).
 
-    python tests/data/golden/make_golden.py tests/data/golden
+    python tests/data/golden/make_golden.py tests/data/golden [--refresh]
 """
 
 from __future__ import annotations
@@ -54,20 +55,11 @@ FILES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def decoded_md5(path: Path) -> str:
-    """md5 of the decoded samples (not of the PNG/WAV bytes, which depend on the encoder)."""
-    return md5(samples(path))
-
-
 def samples(path: Path) -> np.ndarray:
     """A decoded PNG's or WAV's samples as read back."""
     if path.suffix == ".png":
         return np.asarray(Image.open(path))
     return sf.read(path, dtype="int16", always_2d=True)[0]
-
-
-def md5(values: np.ndarray) -> str:
-    return hashlib.md5(np.ascontiguousarray(values).tobytes()).hexdigest()
 
 
 def tone(folder: Path) -> Path:
@@ -105,29 +97,62 @@ def v1_from(path: Path) -> None:
     path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
 
 
-def md5s(path: Path, folder: Path) -> dict[str, str]:
-    entry = {}
-    suffix = ".wav" if "audio" in path.name else ".png"
-    for scale in ("1", "2"):
-        out = folder / f"out{suffix}"
+def parameters_sha256(path: Path) -> str:
+    """sha256 of the parameters as decoded from the file: for the auto precision the
+    entropy-decoded integers themselves (latents and weights, each tensor's values over
+    its power-of-two step), else the stored values as the reader returns them."""
+    from inrcodec import container
+
+    inr = container.read(path)
+    steps = inr.exponents or [None] * len(inr.state)
+    digest = hashlib.sha256()
+    for (name, tensor), exponent in zip(inr.state.items(), steps, strict=True):
+        if tensor.is_complex():
+            tensor = torch.view_as_real(tensor)
+        if exponent is not None:
+            codes = torch.round(tensor.double() / 2.0**exponent).long()
+            assert torch.equal(codes.double() * 2.0**exponent, tensor.double()), name
+            tensor = codes
+        digest.update(f"{name}:{tensor.dtype}".encode())
+        digest.update(np.ascontiguousarray(tensor.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def reference_path(folder: Path, name: str, scale: str) -> Path:
+    """Where the decode of golden file `name` at `scale` is kept (PNG or 16-bit WAV)."""
+    suffix = ".wav" if "audio" in name else ".png"
+    return folder / "decoded" / f"{Path(name).stem}.scale{scale}{suffix}"
+
+
+def record(path: Path, folder: Path) -> dict[str, str]:
+    """The file's parameter hash, and its decodes at scales 1 and 2 written beside it."""
+    for scale in SCALES:
+        out = reference_path(folder, path.name, scale)
+        out.parent.mkdir(exist_ok=True)
         args = ["decode", str(path), "-o", str(out), "--scale", scale, "--force", "--quiet"]
         assert main([*args, "--device", "cpu"]) == 0, path
-        entry[f"scale{scale}"] = decoded_md5(out)
-        out.unlink()
-    return entry
+    return {"parameters": parameters_sha256(path)}
 
 
-def make(folder: Path) -> None:
+SCALES = ("1", "2")
+
+
+def make(folder: Path, refresh: bool = False) -> None:
+    """Encode the files FILES adds, and record what each new file decodes to. `refresh`
+    records every file again: only for a deliberate change of what decoding computes
+    (2026-12-04: float64 decoding), never to make a failing test pass."""
     torch.set_num_threads(1)
     manifest_path = folder / "golden.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     for name in FILES:
         if f"{name}.inr" not in manifest:
-            manifest[f"{name}.inr"] = md5s(encode(name, folder), folder)
+            manifest[f"{name}.inr"] = record(encode(name, folder), folder)
+        elif refresh:
+            manifest[f"{name}.inr"] = record(folder / f"{name}.inr", folder)
     for leftover in folder.glob("tone.wav"):
         leftover.unlink()
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    make(Path(sys.argv[1]))
+    make(Path(sys.argv[1]), refresh="--refresh" in sys.argv[2:])
