@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inrcodec.errors import InrcodecError, UsageError, one_line
+from inrcodec.models.registry import ALL_MEDIA
 from inrcodec.options import (
     DEFAULT_MAX_PIXELS,
     ArchFlags,
@@ -573,25 +574,36 @@ def presets(json_output: Json = False) -> None:
             [
                 {
                     "name": p.name,
-                    "medium": p.medium,
+                    "media": p.served(),
                     "description": p.description,
-                    "encode": p.encode,
+                    "encode": {m: p.encode_for(m) for m in p.served() or ALL_MEDIA},
                 }
                 for p in found
             ]
         )
         return
     for p in found:
-        out.print(f"[bold]{p.name}[/bold]  {p.description}")
+        media = ", ".join(p.served() or ["any medium"])
+        out.print(f"[bold]{p.name}[/bold]  ({media})  {p.description}", markup=True)
 
 
 @app.command()
 def archs() -> None:
-    """List the architectures."""
-    from inrcodec.models import available
+    """List the architectures, and the recipe `--arch NAME` gets for each medium."""
+    from inrcodec.models import available, media
+    from inrcodec.presets import recipe
 
     for name, description in available().items():
+        recipes = []
+        for medium in media(name):
+            try:
+                recipes.append(f"{medium}: {recipe(medium, name).name}.yaml")
+            except UsageError:
+                continue
+        refused = sorted(set(ALL_MEDIA) - set(media(name)))
+        note = f"; refuses {', '.join(refused)}" if refused else ""
         out.print(f"[bold]{name}[/bold]  {description}")
+        out.print(f"    recipe: {', '.join(recipes)}{note}", markup=False)
 
 
 def _graceful_interrupts() -> None:

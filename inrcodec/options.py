@@ -130,6 +130,7 @@ class EncodeOptions(FitConfig):
     def validate(self, medium: str = "image") -> None:
         """Refuse bad settings up front, before any file is read or written."""
         from inrcodec.container import PRECISIONS
+        from inrcodec.models import media
         from inrcodec.transforms import get_transform
 
         if self.precision not in PRECISIONS:
@@ -159,6 +160,11 @@ class EncodeOptions(FitConfig):
             raise UsageError(f"unknown device {self.device!r} (choose auto, cpu, cuda or mps)")
         get_transform(self.transform)
         self.hyper_parameters(medium)
+        if medium not in media(self.arch):
+            raise UsageError(
+                f"--arch {self.arch} cannot give a useful {medium} file yet "
+                f"(it encodes {', '.join(media(self.arch))})"
+            )
 
     def selection(self) -> dict[str, Any]:
         """The input-selection options that were set, for the medium's reader."""
@@ -210,6 +216,9 @@ class EncodeSettings:
 # a given --depth or --tile-size shapes the network whose width is picked.
 SIZE_FIELDS = ("width", "size_preset")
 TARGET_FIELDS = ("target_psnr", "target_bpp")
+# Where a file lands on the rate–distortion curve: a recipe's default operating point
+# gives way to any of these given as a flag.
+OPERATING_POINT_FIELDS = (*TARGET_FIELDS, "lam")
 
 
 def resolve_options(
@@ -218,26 +227,35 @@ def resolve_options(
     flags: dict[str, Any] | None = None,
     arch_options: dict[str, Any] | None = None,
 ) -> EncodeOptions:
-    """Layer the encode settings: the preset (by default the one named after the medium),
-    then explicit flags, then explicit arch options.
+    """Layer the encode settings: the recipe (the preset given, else the medium's default,
+    else the `--arch`'s own), then explicit flags, then explicit arch options.
 
     Policy decided here, not in the CLI:
     - a preset made for another medium is refused;
-    - arch options a preset sets for its own arch do not carry over to another `--arch`;
-    - a target (`--target-psnr/--target-bpp`) chooses the size unless the flags fix it.
+    - a preset made for another arch than `--arch` is refused: no recipe (its learning
+      rate, batch, operating point) is carried from one arch to another;
+    - an operating point given as a flag (a target or `--lambda`) replaces the recipe's;
+    - a target chooses the size unless the flags fix it (`--width`, `--size-preset`).
     """
-    from inrcodec.presets import default_preset, load_preset
+    from inrcodec.presets import load_preset, recipe
 
-    chosen = load_preset(preset) if preset else default_preset(medium)
-    if chosen is not None and chosen.medium not in (None, medium):
-        raise UsageError(f"preset {chosen.name!r} is made for {chosen.medium}, not {medium}")
-    values: dict[str, Any] = dict(chosen.encode) if chosen else {}
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    if "arch" in flags and flags["arch"] != values.get("arch", EncodeOptions.arch):
-        values.pop("arch_options", None)
+    chosen = load_preset(preset) if preset else recipe(medium, flags.get("arch"))
+    values: dict[str, Any] = chosen.encode_for(medium) if chosen else {}
+    recipe_arch = values.get("arch", EncodeOptions.arch)
+    if "arch" in flags and flags["arch"] != recipe_arch:
+        raise UsageError(
+            f"preset {chosen.name!r} is a recipe for --arch {recipe_arch}, not "
+            f"{flags['arch']}; drop --preset to use {flags['arch']}'s own recipe"
+        )
+    if any(k in flags for k in OPERATING_POINT_FIELDS):
+        for name in (*OPERATING_POINT_FIELDS, "size_search"):
+            values.pop(name, None)
     values.update(flags)
-    if any(k in flags for k in TARGET_FIELDS) and not any(k in flags for k in SIZE_FIELDS):
+    if any(k in flags for k in TARGET_FIELDS):
         values["size_search"] = True
+    if any(k in flags for k in SIZE_FIELDS):
+        values["size_search"] = False
     if arch_options:
         values["arch_options"] = {**values.get("arch_options", {}), **arch_options}
     known = {f.name for f in fields(EncodeOptions)}

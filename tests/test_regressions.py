@@ -17,6 +17,7 @@ import soundfile as sf
 from inrcodec import container
 from inrcodec.cli import main
 from inrcodec.codec import encode_file, evaluate_file, prepare
+from inrcodec.errors import UsageError
 from inrcodec.metrics import snr_db
 from inrcodec.options import EncodeOptions, resolve_options
 
@@ -134,9 +135,9 @@ def test_a_preset_for_another_medium_is_refused(tone_wav, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_another_arch_drops_the_preset_arch_options():
-    options = resolve_options("spder-reference", "image", {"arch": "siren"})
-    assert options.arch == "siren" and options.arch_options == {}
+def test_a_preset_for_another_arch_is_refused_not_carried_over():
+    with pytest.raises(UsageError, match="recipe for --arch spder, not siren"):
+        resolve_options("spder-reference", "image", {"arch": "siren"})
     kept = resolve_options("spder-reference", "image", {"steps": 5})
     assert (
         kept.arch == "spder"
@@ -146,7 +147,16 @@ def test_another_arch_drops_the_preset_arch_options():
 
 def test_arch_option_key_value_reaches_the_file(gradient_image, tmp_path, capsys):
     out = tmp_path / "g.inr"
-    flags = ["--arch", "finer", "-O", "first_bias_scale=2.5", "-O", "hidden-omega=20"]
+    flags = [
+        "--arch",
+        "finer",
+        "--lambda",
+        "1e-5",
+        "-O",
+        "first_bias_scale=2.5",
+        "-O",
+        "hidden-omega=20",
+    ]
     code, report = run_json(
         capsys, "encode", str(gradient_image), "-o", str(out), "--steps", "3", *flags
     )

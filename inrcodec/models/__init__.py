@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from inrcodec.errors import InrcodecError, UsageError
-from inrcodec.models.registry import _DESCRIPTIONS, _MEDIUM_DEFAULTS, _REGISTRY, Builder
+from inrcodec.models.registry import _DESCRIPTIONS, _MEDIA, _MEDIUM_DEFAULTS, _REGISTRY, Builder
 
 TILES = "tiles"  # accepted by every arch: one net per tile (see tiled.py)
 TILE_GRID = "tile_grid"  # the training grid of a tiled net: decodes blend across tile borders
@@ -25,6 +25,12 @@ def available() -> dict[str, str]:
     """Arch name -> one-line description."""
     _load_builtins()
     return dict(sorted(_DESCRIPTIONS.items()))
+
+
+def media(name: str) -> tuple[str, ...]:
+    """The media the arch can give a useful file of."""
+    _builder(name)
+    return _MEDIA[name]
 
 
 def _builder(name: str) -> Builder:

@@ -4,7 +4,8 @@ The script is additive: it makes only the files that `golden.json` does not list
 records what they decode to (the decoded samples at scales 1 and 2 in decoded/, and a
 hash of the decoded parameters in golden.json), leaving every existing file as it is.
 Never delete a file to "fix" a failing golden test: the files pin what an older inrcodec
-wrote and what it decoded to. A new format version adds its own entries to FILES (named after the version).
+wrote and what it decoded to. A new format version adds its own entries to FILES (named
+after the version).
 
     python tests/data/golden/make_golden.py tests/data/golden [--refresh]
 """
