@@ -217,7 +217,8 @@ class EncodeSettings:
 SIZE_FIELDS = ("width", "size_preset")
 TARGET_FIELDS = ("target_psnr", "target_bpp")
 # Where a file lands on the rate–distortion curve: a recipe's default operating point
-# gives way to any of these given as a flag.
+# gives way to any of these given as a flag, and to a given size (a recipe's rate is met
+# by sizing the network: a size fixed by hand would be crushed into it).
 OPERATING_POINT_FIELDS = (*TARGET_FIELDS, "lam")
 
 
@@ -234,7 +235,8 @@ def resolve_options(
     - a preset made for another medium is refused;
     - a preset made for another arch than `--arch` is refused: no recipe (its learning
       rate, batch, operating point) is carried from one arch to another;
-    - an operating point given as a flag (a target or `--lambda`) replaces the recipe's;
+    - an operating point given as a flag (a target or `--lambda`), or a size, replaces
+      the recipe's;
     - a target chooses the size unless the flags fix it (`--width`, `--size-preset`).
     """
     from inrcodec.presets import load_preset, recipe
@@ -248,7 +250,7 @@ def resolve_options(
             f"preset {chosen.name!r} is a recipe for --arch {recipe_arch}, not "
             f"{flags['arch']}; drop --preset to use {flags['arch']}'s own recipe"
         )
-    if any(k in flags for k in OPERATING_POINT_FIELDS):
+    if any(k in flags for k in (*OPERATING_POINT_FIELDS, *SIZE_FIELDS)):
         for name in (*OPERATING_POINT_FIELDS, "size_search"):
             values.pop(name, None)
     values.update(flags)

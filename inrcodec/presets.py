@@ -124,7 +124,11 @@ def recipe(medium: str, arch: str | None = None) -> Preset | None:
     """The recipe an encode without `--preset` gets: the medium's default, unless `arch`
     is another arch than that default's, which then gets its own (`presets/ARCH.yaml`).
     An arch with no recipe for the medium is refused rather than given another's."""
+    from inrcodec.models import media
+
     default = default_preset(medium)
+    if arch is not None:
+        media(arch)  # an unknown arch is named as such, not as one without a recipe
     if arch is None or (default is not None and default.encode_for(medium).get("arch") == arch):
         return default
     own = _named(arch)
