@@ -23,13 +23,12 @@ import numpy as np
 from inrcodec import __version__, container, search
 from inrcodec.atomic import ensure_writable
 from inrcodec.errors import InrcodecError, UsageError
+from inrcodec.families import Family, Fitted, family_for
+from inrcodec.families.base import HEADER_BYTES_ESTIMATE, ProgressCallback, StopCheck
 from inrcodec.ladder import LADDER, size_options
 from inrcodec.media import OutputFormat, Signal, handler_for_medium, handler_for_path
-from inrcodec.models import build_model, has_latents
+from inrcodec.models import build_model
 from inrcodec.options import DEFAULT_MAX_PIXELS, EncodeOptions
-
-ProgressCallback = Callable[[Any], None] | None  # called with fitting.Progress
-StopCheck = Callable[[], bool] | None
 
 
 @dataclass
@@ -146,13 +145,18 @@ class Candidate:
 
 def prepare(src: Path, options: EncodeOptions) -> Job:
     """Read and transform the input once, for one or several trainings."""
+    handler = handler_for_path(src)
+    return job_for(handler.read(src, **options.selection()), options)
+
+
+def job_for(signal: Signal, options: EncodeOptions) -> Job:
+    """A signal already in memory, transformed and laid on its grid for training."""
     import torch
 
     from inrcodec.coords import grid_coords
     from inrcodec.transforms import get_transform
 
-    handler = handler_for_path(src)
-    signal = handler.read(src, **options.selection())
+    handler = handler_for_medium(signal.medium)
     device = pick_device(options.device)
     transform = get_transform(options.transform)
     raw = torch.from_numpy(signal.values).reshape(-1, signal.num_channels)
@@ -223,15 +227,15 @@ def choose(
         sized = _sized(options, size, stop_at)
         return train(job, sized, precisions, on_progress, should_stop)
 
-    grid = has_latents(options.arch)
+    family = family_for(options.arch)
     if options.target_bpp is not None:
         budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
-        if options.precision == container.CODED or grid:
-            return _within_budget(job, options, budget, on_progress, should_stop), []
+        if options.precision == container.CODED or not family.searches_ladder:
+            return _within_budget(job, options, family, budget, on_progress, should_stop), []
         sizes = list(LADDER) if options.size_search else [None]
         estimate = lambda size: _unpacked_bytes(job, _sized(options, size))  # noqa: E731
         return search.best_under_bytes(train_size, estimate, budget, sizes, metric, should_stop)
-    if options.target_psnr is not None and options.size_search and not grid:
+    if options.target_psnr is not None and options.size_search and family.searches_ladder:
         return search.smallest_reaching(
             train_size, options.target_psnr, options.precision, metric, should_stop
         )
@@ -241,6 +245,7 @@ def choose(
 def _within_budget(
     job: Job,
     options: EncodeOptions,
+    family: Family,
     budget: float,
     on_progress: ProgressCallback,
     should_stop: StopCheck,
@@ -252,8 +257,8 @@ def _within_budget(
             f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
             f"{HEADER_BYTES_ESTIMATE} for its header alone"
         )
-    if options.size_search and not has_latents(options.arch):
-        options = _sized_for_budget(job, options, budget)
+    if options.size_search:
+        options = family.sized_for_budget(job, options, budget)
     return train(job, options, [container.CODED], on_progress, should_stop, budget)[0]
 
 
@@ -276,84 +281,20 @@ def train(
     (the auto precision within `budget` bytes, if given)."""
     import torch
 
-    from inrcodec.fitting import fit
-
     signal = job.signal
     hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
-    if has_latents(options.arch):
-        result = _fit_latents(job, options, model, on_progress, should_stop, budget)
-    else:
-        result = fit(
-            model,
-            job.coords,
-            job.targets,
-            options,
-            job.quality,
-            on_progress,
-            should_stop=should_stop,
-        )
+    family = family_for(options.arch)
+    result = family.fit(job, options, model, on_progress, should_stop, budget)
     fitted = Fitted(options.arch, hparams, model, result)
     return [
-        _package_coded(job, options, fitted, budget)
+        _package_coded(job, options, family, fitted, budget)
         if precision == container.CODED
         else _package(job, options, fitted, precision)
         for precision in precisions
     ]
-
-
-def _fit_latents(
-    job: Job,
-    options: EncodeOptions,
-    model,
-    on_progress: ProgressCallback,
-    should_stop: StopCheck,
-    budget: float | None,
-):
-    """Train a latent-grid model on D + λ·R; a target steers λ (rd_fitting.Target). The
-    latents' share of a byte budget is what the header and the network's weights, at the
-    bits a weight typically costs, leave of it."""
-    from inrcodec.rd_fitting import Target, fit_rd
-
-    target = Target(quality=options.target_psnr)
-    if budget is not None:
-        weights = sum(p.numel() for name, p in model.named_parameters() if not _is_latent(name))
-        spare = 8 * (budget - HEADER_BYTES_ESTIMATE) - weights * BITS_PER_PARAMETER
-        target = Target(bits=max(8.0, spare * LATENT_BUDGET_SHARE), limit=max(8.0, spare))
-    lam = options.lam or LATENT_LAMBDA
-    return fit_rd(
-        model,
-        job.coords,
-        job.targets,
-        options,
-        lam,
-        job.quality,
-        on_progress,
-        should_stop,
-        target,
-    )
-
-
-LATENT_LAMBDA = 1e-3  # latent grids without a target: about 1.5 bpp on a Kodak photo
-LATENT_BUDGET_SHARE = 0.97  # the controller aims a little under the budget
-
-
-def _is_latent(name: str) -> bool:
-    from inrcodec.rate.latents import LATENTS_PREFIX
-
-    return name.startswith(LATENTS_PREFIX)
-
-
-@dataclass
-class Fitted:
-    """A trained network: what packaging needs of it."""
-
-    arch: str
-    hparams: dict[str, Any]
-    model: Any
-    result: Any  # fitting.FitResult
 
 
 def _package(job: Job, options: EncodeOptions, fitted: Fitted, precision: str) -> Candidate:
@@ -400,40 +341,31 @@ def _tuned(job: Job, options: EncodeOptions, fitted: Fitted, rounding: dict) -> 
 
 
 def _package_coded(
-    job: Job, options: EncodeOptions, fitted: Fitted, budget: float | None
+    job: Job, options: EncodeOptions, family: Family, fitted: Fitted, budget: float | None
 ) -> Candidate:
-    """The auto precision: a step per tensor chosen by rate–distortion (a network alone:
-    the largest estimate that fits `budget` bytes, else the fewest bits that keep
-    `--target-psnr`, else `--lambda`; beside latent grids: the λ their training ended
-    at, within the budget), quantization-aware tuning at those steps, entropy coding.
-    With a budget, the steps are coarsened until the written file fits."""
+    """The auto precision: a step per tensor chosen by rate–distortion as the family
+    chooses it (its fixed tensors, such as latents, keep step 1), quantization-aware
+    tuning at those steps, entropy coding. With a budget, the steps are coarsened until
+    the written file fits."""
     from functools import partial
 
     from inrcodec.quantize import as_stored, fake_step
     from inrcodec.rate import steps
 
     names = [name for name, _ in fitted.model.named_parameters()]
-    latent = [n for n in names if _is_latent(n)]  # trained for step 1: fixed
-    weights = [n for n in names if n not in latent]
-    tensors = {n: as_stored(fitted.result.state[n]).float().numpy() for n in weights}
+    fixed = family.fixed_tensors(names)
+    chosen = [n for n in names if n not in fixed]
+    tensors = {n: as_stored(fitted.result.state[n]).float().numpy() for n in chosen}
     tables = steps.measure(tensors, _rd_distortion(job, fitted))
     samples = math.prod(job.signal.grid_shape)
-    bits = None if budget is None else 8 * (budget - HEADER_BYTES_ESTIMATE)
-    # Latent grids: the weights' steps at the λ their training ended at (equal slopes for
-    # every part of the file), the budget only capping them; a network alone fills it.
-    default = LATENT_LAMBDA if latent else steps.DEFAULT_LAMBDA
-    lam = (fitted.result.lam if latent else None) or options.lam or default
-    if bits is not None and latent:
-        bits -= 8 * _latent_bytes(job, fitted, steps.choose(tables, lam, samples))
+    bits = None
+    if budget is not None:
+        usable = 8 * (budget - HEADER_BYTES_ESTIMATE)
+        bits = family.weight_bits(job, fitted, tables, options, usable)
     for _attempt in range(BUDGET_ATTEMPTS):
-        exponents = steps.choose(tables, lam, samples)
-        if bits is not None and (not latent or steps.total_bits(tables, exponents) > bits):
-            exponents, _lam = steps.choose_within(tables, bits, samples)
-        elif options.target_psnr is not None and options.lam is None and not latent:
-            # The fewest bits whose estimated quality still reaches the target.
-            most = 10 ** (-options.target_psnr / 10)
-            exponents, _lam = steps.choose_for_distortion(tables, most, samples)
-        exponents.update(dict.fromkeys(latent, 0))
+        exponents = family.weight_steps(tables, options, fitted, samples, bits)
+        estimate = steps.total_bits(tables, exponents)
+        exponents.update(dict.fromkeys(fixed, 0))
         rounding = {n: partial(fake_step, exponent=exponents[n]) for n in names}
         state, tuned = _tuned(job, options, fitted, rounding)
         inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, state)
@@ -441,24 +373,15 @@ def _package_coded(
         candidate = _judged(job, options, fitted, inr, tuned)
         if budget is None or candidate.file_bytes <= budget:
             return candidate
-        bits -= 8 * (candidate.file_bytes - budget) + 64  # aim under by what overflowed
+        # The next choice must be estimated under this one by what overflowed: the
+        # estimate is stepwise in λ, so aiming a few bits lower may choose the same steps.
+        bits = min(bits, estimate) - 8 * (candidate.file_bytes - budget) - 64
     raise UsageError(
         f"--target-bpp allows {budget:.0f} bytes; the smallest file this network made "
         f"was {candidate.file_bytes} bytes (try a smaller --width)"
     )
 
 
-def _latent_bytes(job: Job, fitted: Fitted, exponents: dict[str, int]) -> int:
-    """Bytes the container writes for the latents, the other tensors at `exponents` (a
-    context model's steps change its predictions a little, hence the latents' bytes)."""
-    names = [n for n, _ in fitted.model.named_parameters()]
-    inr = job.inr_file(fitted.arch, fitted.hparams, container.CODED, fitted.result.state)
-    inr.exponents = [exponents.get(n, 0) for n in names]
-    container.to_bytes(inr)
-    return sum(size for size, n in zip(inr.coding["n"], names, strict=True) if _is_latent(n))
-
-
-HEADER_BYTES_ESTIMATE = 300  # packed header and encoder facts of an auto file (format 5)
 BUDGET_ATTEMPTS = 6
 RD_POINTS = 16384  # grid points on which step choices are judged
 
@@ -510,36 +433,6 @@ def _rd_predictor(model, job: Job, count: int) -> tuple[Callable, Any]:
     subset = torch.randperm(len(job.coords), generator=generator)[:count].to(job.device)
     coords = job.coords[subset]
     return lambda: model(coords), subset
-
-
-def _sized_for_budget(job: Job, options: EncodeOptions, budget: float) -> EncodeOptions:
-    """The widest network (depth and tiles as given) whose parameters, at the bits a
-    parameter typically costs in the auto precision, fit `budget` bytes: `--target-bpp`
-    trains a network made for its budget, and the step choice then meets it exactly."""
-    from inrcodec.models import count_parameters
-
-    signal = job.signal
-    usable_bits = 8 * (budget - HEADER_BYTES_ESTIMATE)
-
-    def fits(width: int) -> bool:
-        hp = replace(options, width=width, size_preset=None).hyper_parameters(
-            signal.medium, signal.grid_shape
-        )
-        count = count_parameters(options.arch, len(signal.grid_shape), signal.num_channels, **hp)
-        return count * BITS_PER_PARAMETER <= usable_bits
-
-    too_wide = search.binary_search_smallest(MAX_BUDGET_WIDTH, lambda i: not fits(i + 1))
-    width = MAX_BUDGET_WIDTH if too_wide is None else too_wide  # widths are index + 1
-    if width < 1:
-        raise UsageError(
-            f"--target-bpp allows {budget:.0f} bytes; even the smallest file of this "
-            "arch would need more"
-        )
-    return replace(options, width=width, size_preset=None)
-
-
-BITS_PER_PARAMETER = 6.0  # what a parameter costs in the auto precision, roughly
-MAX_BUDGET_WIDTH = 512
 
 
 def judge(job: Job, data: bytes) -> dict[str, Any]:

@@ -381,3 +381,42 @@ def test_unusual_but_valid_images_encode_and_decode(make, tmp_path):
 def _save(tmp: Path, image: Image.Image, name: str) -> Path:
     image.save(tmp / name)
     return tmp / name
+
+
+def _tiny_medium(tmp: Path, medium: str) -> Path:
+    """A tiny valid input of `medium`: a PNG, a WAV or a GIF."""
+    if medium == "image":
+        return png(tmp)
+    if medium == "audio":
+        import soundfile as sf
+
+        path = tmp / "in.wav"
+        sf.write(path, np.sin(np.arange(800) / 5).astype(np.float32) * 0.5, 8000)
+        return path
+    frames = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp / "in.gif", save_all=True, append_images=frames[1:], duration=100)
+    return tmp / "in.gif"
+
+
+@pytest.mark.parametrize("medium", ["image", "audio", "video"])
+def test_every_arch_on_every_medium_is_served_or_refused_in_one_line(
+    medium: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The arch × medium matrix: an arch that can give a useful file of the medium gets a
+    recipe (resolved and validated before any training), one that cannot is refused with
+    one line and exit 2, before anything is written."""
+    from inrcodec.models import available, media
+    from inrcodec.options import resolve_options
+
+    src = _tiny_medium(tmp_path, medium)
+    for arch in available():
+        if medium in media(arch):
+            options = resolve_options(None, medium, {"arch": arch})
+            options.validate(medium)
+            assert options.arch == arch
+            continue
+        out = tmp_path / f"{arch}.inr"
+        assert main(["encode", str(src), "-o", str(out), "--arch", arch, "--quiet"]) == 2
+        stderr = capsys.readouterr().err.strip()
+        assert len(stderr.splitlines()) == 1 and f"--arch {arch}" in stderr, stderr
+        assert not out.exists()

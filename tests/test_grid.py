@@ -308,7 +308,7 @@ def test_the_report_gives_the_lambda_the_training_ended_at(tmp_path, capsys):
     and the report says where to, so a rerun can give it with --lambda."""
     import json
 
-    from inrcodec.codec import LATENT_LAMBDA
+    from inrcodec.families.latent_grids import LATENT_LAMBDA
 
     reports = {}  # the image preset evaluates, so steers, every 250 steps
     for name, flags in (("fixed", ("--lambda", "5e-3")), ("steered", ("--target-bpp", "6"))):

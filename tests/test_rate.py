@@ -175,6 +175,27 @@ def test_target_bpp_never_writes_above_its_budget(crop32, tmp_path, bpp):
     assert report.file_bytes > 0.6 * bpp * 32 * 32 / 8  # it spends the budget, too
 
 
+def test_target_bpp_converges_when_the_header_estimate_is_wrong(crop32, tmp_path, monkeypatch):
+    """The header is priced at nothing, so every first choice overflows by the header:
+    each retry must choose coarser steps (the estimate is stepwise in λ) and the file fit
+    within a couple of packagings, not run out of attempts."""
+    from inrcodec import codec
+
+    monkeypatch.setattr(codec, "HEADER_BYTES_ESTIMATE", 0)
+    packaged = []
+    judged = codec._judged
+    monkeypatch.setattr(codec, "_judged", lambda *a: packaged.append(judged(*a)) or packaged[-1])
+    options = EncodeOptions(
+        arch="finer", steps=60, lr=2e-3, batch_size=0, target_bpp=12.0, size_search=True,
+        device="cpu", compile="off",
+    )  # fmt: skip
+    report = encode_file(crop32, tmp_path / "x.inr", options)
+    assert report.file_bytes <= 12.0 * 32 * 32 / 8
+    assert packaged[0].file_bytes > 12.0 * 32 * 32 / 8  # the first choice did overflow
+    sizes = [c.file_bytes for c in packaged]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == len(sizes)
+
+
 def test_auto_precision_costs_little_quality_for_many_bytes(crop32, tmp_path):
     common = dict(arch="siren", width=32, depth=2, steps=150, lr=3e-3, batch_size=0)
     results = {}
