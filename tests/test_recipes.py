@@ -23,11 +23,12 @@ def test_a_weight_only_arch_alone_gets_its_own_photo_recipe(arch: str) -> None:
     options = resolve_options(None, "image", {"arch": arch})
     assert options.arch == arch and options.transform == "sym"
     # Not the latent grids' recipe: their lr diverges FINER, their arch options are not its.
-    assert options.lr == 1e-3 and options.lr != GRID_RECIPE["lr"]
-    assert options.arch_options == {}
+    untiled = arch == "sl2a"  # its Chebyshev block cannot be tiled
+    assert options.lr == (3e-3 if untiled else 1e-3) and options.lr != GRID_RECIPE["lr"]
+    # Not the grids' arch options either; SL2A's own are sized for a codec's rates.
+    assert options.arch_options == ({"degree": 32, "rank": 16} if untiled else {})
     # A codec's operating point, the width sized for it, tiles and a time a user can wait.
     assert options.target_bpp == 0.4 and options.size_search
-    untiled = arch == "sl2a"  # its Chebyshev block cannot be tiled
     assert options.tile_size == (0 if untiled else 256)
     assert options.depth == 3 and options.width is None
     assert options.time_budget == 115 and options.qat_steps == 100
