@@ -46,6 +46,9 @@ bench: setup
 	$(BIN)/python benchmarks/decode_memory.py $(DATA)/kodak
 	$(BIN)/python benchmarks/rd.py $(DATA)/kodak --curve "grid=$(RD_FLAGS)" --out $(RD_OUT)
 	$(BIN)/python benchmarks/grid_time_to_quality.py $(DATA)/kodak --images kodim23 --budgets 60,120,280 --out $(RD_OUT)
+	# Each weight-only arch's default encode (`--arch X --transform sym`) at 451x300 beside
+	# JPEG/WebP/AVIF at its bytes (benchmarks/results/arch_defaults/, about 20 minutes).
+	$(BIN)/python benchmarks/arch_defaults.py $(DATA)/kodak --size 451x300 --out benchmarks/results/arch_defaults
 
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks
