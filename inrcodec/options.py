@@ -69,7 +69,11 @@ class FitConfig:
 class EncodeOptions(FitConfig):
     """Everything that shapes an encode; presets fill these, CLI flags override them."""
 
-    arch: str = option("siren", "Architecture (see `inrcodec archs`).")
+    arch: str = option(
+        "siren",
+        "Architecture (see `inrcodec archs`); without --preset it brings its own recipe, "
+        "presets/ARCH.yaml.",
+    )
     transform: str = option("sym", "Value transform: sym, minmax, zscore, gamma[:β], boxcox.")
     width: int | None = option(None, "Hidden width (default: the arch's).")
     depth: int | None = option(None, "Hidden layers (3 = 5 weight matrices).")
