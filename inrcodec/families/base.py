@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inrcodec.codec import Job
@@ -28,15 +28,16 @@ class Fitted:
     result: Any  # fitting.FitResult
 
 
-class Family(Protocol):
-    """How one kind of network is fitted, sized and given its quantization steps."""
+class Family:
+    """How one kind of network is fitted, sized and given its quantization steps. The
+    defaults are those of a family whose every tensor gets a step chosen for it."""
 
     # Whether a target without a given size searches the size ladder (several trainings).
     searches_ladder: bool
 
     def sized_for_budget(self, job: Job, options: EncodeOptions, budget: float) -> EncodeOptions:
         """`options` with a network sized to fill `budget` bytes at the auto precision."""
-        ...
+        return options
 
     def fit(
         self,
@@ -48,17 +49,17 @@ class Family(Protocol):
         budget: float | None,
     ) -> FitResult:
         """Train `model` on the job's signal (towards `budget` bytes, if given)."""
-        ...
+        raise NotImplementedError
 
     def fixed_tensors(self, names: list[str]) -> list[str]:
         """The parameters stored as trained, at step 1: no step is chosen for them."""
-        ...
+        return []
 
     def weight_bits(
         self, job: Job, fitted: Fitted, tables: dict, options: EncodeOptions, bits: float
     ) -> float:
         """Of `bits` (a budget less the header), what the chosen-step tensors may spend."""
-        ...
+        return bits
 
     def weight_steps(
         self,
@@ -69,4 +70,4 @@ class Family(Protocol):
         bits: float | None,
     ) -> dict[str, int]:
         """The step exponent of each chosen-step tensor (`tables`: rate.steps.measure)."""
-        ...
+        raise NotImplementedError

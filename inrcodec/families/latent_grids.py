@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from inrcodec.families.base import (
     BITS_PER_PARAMETER,
     HEADER_BYTES_ESTIMATE,
+    Family,
     Fitted,
     ProgressCallback,
     StopCheck,
@@ -34,11 +35,8 @@ def is_latent(name: str) -> bool:
     return name.startswith(LATENTS_PREFIX)
 
 
-class LatentGrids:
-    searches_ladder = False
-
-    def sized_for_budget(self, job: Job, options: EncodeOptions, budget: float) -> EncodeOptions:
-        return options  # the grids follow the signal; λ meets the budget
+class LatentGrids(Family):
+    searches_ladder = False  # the grids follow the signal; λ meets a budget
 
     def fit(
         self,

@@ -15,6 +15,7 @@ from inrcodec.errors import UsageError
 from inrcodec.families.base import (
     BITS_PER_PARAMETER,
     HEADER_BYTES_ESTIMATE,
+    Family,
     Fitted,
     ProgressCallback,
     StopCheck,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 MAX_BUDGET_WIDTH = 512
 
 
-class WeightOnly:
+class WeightOnly(Family):
     searches_ladder = True
 
     def sized_for_budget(self, job: Job, options: EncodeOptions, budget: float) -> EncodeOptions:
@@ -79,14 +80,6 @@ class WeightOnly:
             on_progress,
             should_stop=should_stop,
         )
-
-    def fixed_tensors(self, names: list[str]) -> list[str]:
-        return []
-
-    def weight_bits(
-        self, job: Job, fitted: Fitted, tables: dict, options: EncodeOptions, bits: float
-    ) -> float:
-        return bits
 
     def weight_steps(
         self,
