@@ -176,8 +176,9 @@ def encode_file(
 ) -> EncodeReport:
     """Fit an INR to `src` and write it to `dst` (atomically).
 
-    With `target_bpp`, or `target_psnr` and `size_search`, several sizes and precisions
-    are tried (search.py) and the chosen one is written; the report lists every trial.
+    With a rate target (`target_bpp`, `target_kbps`), or `target_psnr` and `size_search`,
+    several sizes and precisions are tried (search.py) and the chosen one is written; the
+    report lists every trial.
     If `should_stop` turns true, training ends and the best model so far is written,
     marked partial in its metadata (`EncodeReport.stop_reason == "interrupted"`).
     """
@@ -222,24 +223,63 @@ def choose(
 ) -> tuple[Candidate, list[search.Trial]]:
     """The candidate to write (after a size/precision search if a target asks for one)."""
     metric = job.handler.quality_key
+    options = timed_for(job.signal, options)
 
     def train_size(size: str | None, precisions: Sequence[str], stop_at: float | None):
         sized = _sized(options, size, stop_at)
         return train(job, sized, precisions, on_progress, should_stop)
 
     family = family_for(options.arch)
-    if options.target_bpp is not None:
-        budget = options.target_bpp * math.prod(job.signal.grid_shape) / 8
+    budget = byte_budget(job, options)
+    if budget is not None:
         if options.precision == container.CODED or not family.searches_ladder:
             return _within_budget(job, options, family, budget, on_progress, should_stop), []
         sizes = list(LADDER) if options.size_search else [None]
         estimate = lambda size: _unpacked_bytes(job, _sized(options, size))  # noqa: E731
-        return search.best_under_bytes(train_size, estimate, budget, sizes, metric, should_stop)
+        return search.best_under_bytes(
+            train_size, estimate, budget, sizes, metric, should_stop, target_flag(options)
+        )
     if options.target_psnr is not None and options.size_search and family.searches_ladder:
         return search.smallest_reaching(
             train_size, options.target_psnr, options.precision, metric, should_stop
         )
     return train(job, options, [options.precision], on_progress, should_stop)[0], []
+
+
+def timed_for(signal: Signal, options: EncodeOptions) -> EncodeOptions:
+    """A recipe's time per second of signal as the time budget, unless one is given."""
+    if options.time_budget is not None or not options.time_per_second or not signal.rate:
+        return options
+    seconds = signal.grid_shape[0] / signal.rate
+    return replace(options, time_budget=options.time_per_second * seconds)
+
+
+# A rate target, the flag that sets it, and the medium's rate metrics it reads (per byte).
+RATE_TARGETS = (
+    ("target_bpp", "--target-bpp", ("bpp", "bits_per_sample"), 1.0),
+    ("target_kbps", "--target-kbps", ("bps",), 1000.0),
+)
+
+
+def byte_budget(job: Job, options: EncodeOptions) -> float | None:
+    """The bytes a rate target allows the whole file: a medium's rate metrics are linear in
+    the bytes, so the target over the rate of one byte is the budget."""
+    signal = job.signal
+    per_byte = job.handler.rate_metrics(1, signal.grid_shape, signal.num_channels, signal.rate)
+    for name, flag, keys, unit in RATE_TARGETS:
+        target = getattr(options, name)
+        if target is None:
+            continue
+        key = next((k for k in keys if k in per_byte), None)
+        if key is None:
+            raise UsageError(f"{flag} does not apply to {signal.medium}")
+        return target * unit / per_byte[key]
+    return None
+
+
+def target_flag(options: EncodeOptions) -> str:
+    """The rate target's flag, for messages."""
+    return next(flag for name, flag, _, _ in RATE_TARGETS if getattr(options, name) is not None)
 
 
 def _within_budget(
@@ -250,12 +290,12 @@ def _within_budget(
     on_progress: ProgressCallback,
     should_stop: StopCheck,
 ) -> Candidate:
-    """`--target-bpp` at the auto precision: a network sized for the budget (unless the
+    """A rate target at the auto precision: a network sized for the budget (unless the
     size is given), trained once, its steps chosen to fit."""
     if budget < HEADER_BYTES_ESTIMATE:
         raise UsageError(
-            f"--target-bpp allows {budget:.0f} bytes; the smallest file needs about "
-            f"{HEADER_BYTES_ESTIMATE} for its header alone"
+            f"{target_flag(options)} allows {budget:.0f} bytes; the smallest file needs "
+            f"about {HEADER_BYTES_ESTIMATE} for its header alone"
         )
     if options.size_search:
         options = family.sized_for_budget(job, options, budget)
@@ -377,7 +417,7 @@ def _package_coded(
         # estimate is stepwise in λ, so aiming a few bits lower may choose the same steps.
         bits = min(bits, estimate) - 8 * (candidate.file_bytes - budget) - 64
     raise UsageError(
-        f"--target-bpp allows {budget:.0f} bytes; the smallest file this network made "
+        f"{target_flag(options)} allows {budget:.0f} bytes; the smallest file this network made "
         f"was {candidate.file_bytes} bytes (try a smaller --width)"
     )
 
@@ -531,9 +571,10 @@ def decode_file(
     shape, rate = handler.output_shape(tuple(inr.shape), inr.rate, request)
     samples = math.prod(shape)
     if samples > max_pixels:
+        grid = f"{'x'.join(map(str, shape))} = " if len(shape) > 1 else ""
         raise InrcodecError(
-            f"{src}: output of {'x'.join(map(str, shape))} = {samples:,} samples exceeds "
-            f"--max-pixels {max_pixels:,}; raise it explicitly to decode this"
+            f"{src}: output of {grid}{samples:,} samples exceeds --max-pixels "
+            f"{max_pixels:,}; raise it explicitly to decode this"
         )
     ensure_writable(dst, force)
     values = _render(inr, handler, shape, pick_device(device))

@@ -47,6 +47,9 @@ class FitConfig:
     time_budget: float | None = option(
         None, "Stop after this many seconds of training; the lr schedule follows it."
     )
+    # A recipe's time for signals with a duration (audio, video): the budget, when none is
+    # given, is this many training seconds per second of signal, so encodes scale with length.
+    time_per_second: float | None = None
     # The medium decides what the quality measures: PSNR for images and video, SNR for
     # audio (the metric `eval` reports).
     target_psnr: float | None = option(
@@ -102,8 +105,13 @@ class EncodeOptions(FitConfig):
     )
     target_bpp: float | None = option(
         None,
-        "Search the size (unless given) and precision for the best quality whose file "
-        "fits this many bits per sample.",
+        "The best quality whose whole file fits this many bits per pixel (audio: per "
+        "sample of each channel); unless a size is given, the size is searched too.",
+    )
+    target_kbps: float | None = option(
+        None,
+        "Audio and video: the best quality whose whole file, header included, fits this "
+        "many kbit/s (1000 bit/s) over the signal's duration.",
     )
     device: str = option("auto", "auto, cpu, cuda or mps.")
     # What part of the input to fit; None means all of it.
@@ -155,6 +163,7 @@ class EncodeOptions(FitConfig):
             (self.lam, "--lambda"),
             (self.time_budget, "--time-budget"),
             (self.target_bpp, "--target-bpp"),
+            (self.target_kbps, "--target-kbps"),
         ):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise UsageError(f"{flag} must be a positive number, got {value:g}")
@@ -164,6 +173,10 @@ class EncodeOptions(FitConfig):
             raise UsageError(f"unknown device {self.device!r} (choose auto, cpu, cuda or mps)")
         get_transform(self.transform)
         self.hyper_parameters(medium)
+        if self.target_bpp is not None and self.target_kbps is not None:
+            raise UsageError("give --target-bpp or --target-kbps, not both")
+        if self.target_kbps is not None and medium == "image":
+            raise UsageError("--target-kbps needs a duration (audio or video); use --target-bpp")
         if medium not in media(self.arch):
             raise UsageError(
                 f"--arch {self.arch} cannot give a useful {medium} file yet "
@@ -219,7 +232,7 @@ class EncodeSettings:
 # A target picks the width (auto precision) or a ladder size unless one of these is given;
 # a given --depth or --tile-size shapes the network whose width is picked.
 SIZE_FIELDS = ("width", "size_preset")
-TARGET_FIELDS = ("target_psnr", "target_bpp")
+TARGET_FIELDS = ("target_psnr", "target_bpp", "target_kbps")
 # Where a file lands on the rate–distortion curve: a recipe's default operating point
 # gives way to any of these given as a flag, and to a given size (a recipe's rate is met
 # by sizing the network: a size fixed by hand would be crushed into it).

@@ -8,10 +8,11 @@ the medium's own (`metric`: PSNR for images and video, SNR for audio), in dB.
   the smallest ladder size whose *stored* file decodes at ≥ DB. Each trial trains with
   early stopping at DB + `EARLY_STOP_MARGIN_DB` (rounding the weights to the stored
   precision costs a little). Assumes quality grows with size; ~log2(10) ≈ 3–4 trials.
-- `best_under_bytes` (`--target-bpp R`): for each precision (fp16, int8, int6, int4),
-  the largest size whose unpacked file fits the budget; each distinct size is trained
-  once and packaged at every precision that chose it; the best decoded quality among the
-  files that fit wins. With the size pinned (size None), only the precision is searched.
+- `best_under_bytes` (`--target-bpp R`, `--target-kbps R`): for each precision (fp16,
+  int8, int6, int4), the largest size whose unpacked file fits the budget; each distinct
+  size is trained once and packaged at every precision that chose it; the best decoded
+  quality among the files that fit wins. With the size pinned (size None), only the
+  precision is searched.
 
 Neither is exhaustive; both return every trial, which the CLI prints and `--json` lists.
 """
@@ -115,8 +116,10 @@ def best_under_bytes(
     sizes: Sequence[str | None],
     metric: str,
     should_stop: StopCheck = None,
+    flag: str = "--target-bpp",
 ) -> tuple[Any, list[Trial]]:
-    """(the chosen candidate, every trial): see the module docstring.
+    """(the chosen candidate, every trial): see the module docstring. `flag` is the rate
+    target's, for messages.
 
     `estimate(size)` gives each search precision's file size before lossless packing
     (which can only shrink it); `sizes` is the ladder, or [None] for the pinned size.
@@ -130,7 +133,7 @@ def best_under_bytes(
     if not plan:
         smallest = min(estimates[sizes[0]].values())
         raise UsageError(
-            f"--target-bpp allows {budget:.0f} bytes; the smallest file this search can "
+            f"{flag} allows {budget:.0f} bytes; the smallest file this search can "
             f"write needs about {smallest:.0f}"
         )
     trials: list[Trial] = []

@@ -251,10 +251,10 @@ def test_cli_round_trip(tone_wav: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["decode", str(inr), "-o", str(wav), "--fps", "30"]) == 2
 
 
-def test_audio_preset_is_the_reference_network() -> None:
+def test_siren_on_audio_is_the_reference_network() -> None:
     from inrcodec.options import resolve_options
 
-    options = resolve_options(None, "audio")
+    options = resolve_options(None, "audio", {"arch": "siren"})
     hparams = options.hyper_parameters("audio")
     assert (options.lr, options.width, options.depth) == (1e-4, 256, 3)
     assert hparams["first_omega"] == hparams["hidden_omega"] == 100.0

@@ -94,7 +94,8 @@ def encode_args(path: Path, tmp: Path, *extra: str) -> list[str]:
 
 
 def decode_args(path: Path, tmp: Path, *extra: str) -> list[str]:
-    return ["decode", str(path), "-o", str(tmp / "out.png"), "--device", "cpu", *extra]
+    output = "out.wav" if "--rate" in extra else "out.png"
+    return ["decode", str(path), "-o", str(tmp / output), "--device", "cpu", *extra]
 
 
 CASES = [
@@ -289,7 +290,40 @@ CASES = [
         1,
         "scale layout",
     ),
+    # Audio (issue 31).
+    Case("0-sample WAV", lambda t: encode_args(audio(t, 0), t), 1, "has no samples"),
+    Case("WAV holding inf", lambda t: encode_args(audio(t, 64, bad=np.inf), t), 1, "infinite"),
+    Case("WAV holding NaN", lambda t: encode_args(audio(t, 64, bad=np.nan), t), 1, "NaN"),
+    Case("rate 0", lambda t: decode_args(audio_model(t), t, "--rate", "0"), 2, "--rate"),
+    Case("negative rate", lambda t: decode_args(audio_model(t), t, "--rate", "-8000"), 2, "--rate"),
+    Case("absurd rate", lambda t: decode_args(audio_model(t), t, "--rate", "1e12"), 1, "samples"),
+    Case(
+        "kbps below the header",
+        lambda t: encode_args(audio(t, 800), t, "--target-kbps", "1"),
+        2,
+        "--target-kbps allows 12 bytes",
+    ),
+    Case("kbps on an image", lambda t: encode_args(png(t), t, "--target-kbps", "64"), 2, "kbps"),
 ]
+
+
+def audio(
+    tmp: Path, samples: int, bad: float | None = None, rate: int = 8000, channels: int = 1
+) -> Path:
+    """A float WAV of `samples` samples (one of them `bad`, if given)."""
+    import soundfile as sf
+
+    values = 0.5 * np.sin(np.arange(samples * channels) / 5).reshape(samples, channels)
+    if bad is not None:
+        values[samples // 2, 0] = bad
+    path = tmp / "in.wav"
+    sf.write(path, values.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def audio_model(tmp: Path) -> Path:
+    assert main(["encode", str(audio(tmp, 400)), "-o", str(tmp / "a.inr"), "--quiet", *TINY]) == 0
+    return tmp / "a.inr"
 
 
 def _jpeg(tmp: Path) -> Path:

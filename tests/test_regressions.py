@@ -104,6 +104,7 @@ def test_audio_training_quality_is_the_snr_that_eval_reports(tone_wav):
 @pytest.mark.parametrize("target", [["--target-psnr", "15"], ["--target-bpp", "24"]])
 def test_audio_searches_use_the_snr(tone_wav, tmp_path, capsys, target):
     args = ["encode", str(tone_wav), "-o", str(tmp_path / "t.inr"), "--steps", "30"]
+    args += ["--arch", "siren"]  # a weight-only arch: its target searches sizes
     code, report = run_json(capsys, *args, "--batch-size", "0", "--device", "cpu", *target)
     assert code == 0
     assert report["trials"] and all(t["metric"] == "snr" for t in report["trials"])

@@ -291,5 +291,9 @@ class VideoHandler(MediumHandler):
     def rate_metrics(
         self, file_bytes: int, shape: tuple[int, ...], channels: int, rate: float | None
     ) -> dict[str, float]:
-        """bpp over every pixel of every frame: bits / (T·H·W)."""
-        return pixel_rate_metrics(file_bytes, shape, channels)
+        """bpp over every pixel of every frame, bits / (T·H·W), and bits per second."""
+        seconds = shape[0] / known_rate(rate, "frame rate")
+        return {
+            **pixel_rate_metrics(file_bytes, shape, channels),
+            "bps": 8.0 * file_bytes / seconds,
+        }
