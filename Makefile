@@ -49,6 +49,10 @@ bench: setup
 	# Each weight-only arch's default encode (`--arch X --transform sym`) at 451x300 beside
 	# JPEG/WebP/AVIF at its bytes (benchmarks/results/arch_defaults/, about 20 minutes).
 	$(BIN)/python benchmarks/arch_defaults.py $(DATA)/kodak --size 451x300 --out benchmarks/results/arch_defaults
+	# Audio: the default grid codec at 24-64 kbit/s on the ten LibriSpeech clips and a
+	# synthetic stereo music clip, beside MP3, Opus and AAC (about 45 minutes).
+	$(BIN)/python benchmarks/rd_audio.py $(DATA)/librispeech --music --kbps 24,32,48,64 \
+		--curve "grid=" --out benchmarks/results/rd_audio
 
 lint: setup
 	$(BIN)/ruff check inrcodec tests benchmarks

@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,16 @@ from PIL import AvifImagePlugin, Image, features
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import (  # noqa: E402
+    cell,
+    failure_lines,
+    machine,
+    measurements,
+    parse_list,
+    run_timed,
+    subprocess_env,
+    today,
+)
 from inrcodec.metrics import bd_psnr, bd_rate, compressai_json  # noqa: E402
 
 DEFAULT_IMAGES = "kodim01,kodim05,kodim13,kodim15,kodim19,kodim23"
@@ -109,21 +118,6 @@ def anchor_point(reference: np.ndarray, codec: str, quality: int, threads: int) 
     }
 
 
-def run_timed(command: list[str], env: dict[str, str], timeout: float) -> tuple[str, str, float]:
-    """Run a subprocess: (error, stdout, wall seconds), error "" on success, else the exit
-    status and the last line of stderr (where the CLI puts its one-line error)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"timed out after {timeout:g} s", "", time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    if done.returncode == 0:
-        return "", done.stdout, seconds
-    lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no stderr)"]
-    return f"exit {done.returncode}: {lines[-1].strip()}", done.stdout, seconds
-
-
 def reported_psnr(stdout: str) -> float | None:
     """The encoder's own PSNR, kept only as a cross-check of the one measured here."""
     try:
@@ -143,11 +137,11 @@ def inr_point(
         inr, png = Path(tmp) / "x.inr", Path(tmp) / "x.png"
         encode = [*cli, "encode", str(image), "-o", str(inr), "--target-bpp", f"{rate:g}"]
         encode += [*shlex.split(flags), "--json", "--quiet"]
-        error, report, encode_s = run_timed(encode, context["env"], context["timeout"])
+        error, report, _, encode_s = run_timed(encode, context["env"], context["timeout"])
         if error:
             return {"error": f"encode: {error}", "encode_s": encode_s}
         decode = [*cli, "decode", str(inr), "-o", str(png), "--force", "--quiet"]
-        error, _, decode_s = run_timed(decode, context["env"], context["timeout"])
+        error, _, _, decode_s = run_timed(decode, context["env"], context["timeout"])
         if error:
             return {"error": f"decode: {error}", "encode_s": encode_s, "decode_s": decode_s}
         try:
@@ -161,15 +155,6 @@ def inr_point(
             "decode_s": decode_s,
             "reported_psnr": reported_psnr(report),
         }
-
-
-def subprocess_env(threads: int) -> dict[str, str]:
-    """The encoder's environment: `threads` OpenMP/BLAS threads, this checkout's package."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(threads)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, float]]:
@@ -285,12 +270,6 @@ def bd_pair(anchor: list[dict[str, Any]], test: list[dict[str, Any]]) -> tuple[f
 # ---------------------------------------------------------------- reporting
 
 
-def cell(value: float | None, digits: int = 2, sign: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
 def psnr_table(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = [
         "| codec | points | " + " | ".join(f"{b:g} bpp" for b in REFERENCE_BPP) + " |",
@@ -372,16 +351,6 @@ def inr_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def failure_lines(rows: list[dict[str, Any]]) -> list[str]:
-    failed = [r for r in rows if "error" in r]
-    if not failed:
-        return ["None."]
-    return [
-        f"- {r['codec']} {r['setting']:g} on {r['image']}: `{r['error'].replace('`', '')}`"
-        for r in failed
-    ]
-
-
 def anchor_lines(meta: dict[str, Any]) -> list[str]:
     """What each anchor ran with: its settings and qualities, for anyone re-running it."""
     lines = []
@@ -458,7 +427,7 @@ def markdown(
         "",
         "## Failures",
         "",
-        *failure_lines(rows),
+        *failure_lines(rows, "image"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -539,24 +508,6 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
 # ---------------------------------------------------------------- command line
 
 
-def today() -> str:
-    return time.strftime("%Y-%m-%d %H:%M %Z")
-
-
-def machine() -> str:
-    """CPU model and the cores this process may use, for reading the timings."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return f"{model}, {usable or os.cpu_count()} usable cores ({os.cpu_count()} online)"
-
-
 def library_versions() -> dict[str, str]:
     return {name: features.version(name) or "?" for name in ("jpg", "webp", "avif")}
 
@@ -567,14 +518,6 @@ def parse_curve(text: str) -> tuple[str, str]:
     if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in QUALITIES:
         raise argparse.ArgumentTypeError(f"expected NAME=FLAGS with a new file-safe NAME: {text}")
     return name, flags
-
-
-def parse_list(text: str, allowed: Iterable[str] | None = None) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in items if allowed is not None and t not in allowed]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)}")
-    return items
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -646,13 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "per_image.json"
-    if args.replot:
-        saved = json.loads(store.read_text())
-        rows, meta = saved["measurements"], saved["meta"] | {"replotted": True}
-    else:
-        rows, meta = run(args, "python benchmarks/rd.py " + shlex.join(argv))
-        store.write_text(json.dumps({"meta": meta, "measurements": rows}, indent=1) + "\n")
+    command = "python benchmarks/rd.py " + shlex.join(argv)
+    rows, meta = measurements(args.out, "per_image.json", args.replot, lambda: run(args, command))
     report = write_outputs(args.out, rows, meta)
     print(report.split("## Mean seconds")[0])
     return 0

@@ -55,7 +55,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import platform
 import re
 import shlex
@@ -63,7 +62,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +75,16 @@ from scipy.signal import resample_poly
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import (  # noqa: E402
+    cell,
+    failure_lines,
+    machine,
+    measurements,
+    parse_list,
+    run_timed,
+    subprocess_env,
+    today,
+)
 from inrcodec.metrics import bd_psnr, bd_rate, compressai_json, snr_db, stoi  # noqa: E402
 
 MAX_LAG = 2048
@@ -218,21 +226,6 @@ def quality(ref: np.ndarray, dec: np.ndarray, rate: int) -> dict[str, Any]:
     return scores
 
 
-def run_timed(command: list[str], env: dict[str, str], timeout: float) -> tuple[str, str, float]:
-    """Run a subprocess: (error, stderr, wall seconds), error "" on success, else the exit
-    status and the last line of stderr (where the CLI and ffmpeg put their error)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"timed out after {timeout:g} s", "", time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    if done.returncode == 0:
-        return "", done.stderr, seconds
-    lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no stderr)"]
-    return f"exit {done.returncode}: {lines[-1].strip()}", done.stderr, seconds
-
-
 def decoded_point(
     wav: Path, encoded: Path, ref: np.ndarray, rate: int, times: dict[str, float]
 ) -> dict[str, Any]:
@@ -258,12 +251,12 @@ def anchor_point(
         encoded, wav = Path(tmp) / f"x{suffix}", Path(tmp) / "x.wav"
         encode = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn"]
         encode += ["-c:a", encoder, "-b:a", f"{kbps:g}k", str(encoded)]
-        error, _, encode_s = run_timed(encode, env, timeout)
+        error, _, _, encode_s = run_timed(encode, env, timeout)
         if error:
             return {"error": f"encode: {error}", "encode_s": encode_s}
         decode = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(encoded)]
         decode += ["-ar", str(rate), "-ac", str(ref.shape[1]), "-c:a", "pcm_s16le", str(wav)]
-        error, log, decode_s = run_timed(decode, env, timeout)
+        error, _, log, decode_s = run_timed(decode, env, timeout)
         times = {"encode_s": encode_s, "decode_s": decode_s}
         if error:
             return {"error": f"decode: {error}", **times}
@@ -284,24 +277,15 @@ def inr_point(
         inr, wav = Path(tmp) / "x.inr", Path(tmp) / "x.wav"
         target = shlex.split(context["rate_flag"].format(kbps=f"{kbps:g}"))
         encode = [*cli, "encode", str(source), "-o", str(inr), *target, *shlex.split(flags)]
-        error, _, encode_s = run_timed([*encode, "--json", "--quiet", "--force"], env, timeout)
+        error, _, _, encode_s = run_timed([*encode, "--json", "--quiet", "--force"], env, timeout)
         if error:
             return {"error": f"encode: {error}", "encode_s": encode_s}
         decode = [*cli, "decode", str(inr), "-o", str(wav), "--force", "--quiet"]
-        error, _, decode_s = run_timed(decode, env, timeout)
+        error, _, _, decode_s = run_timed(decode, env, timeout)
         times = {"encode_s": encode_s, "decode_s": decode_s}
         if error:
             return {"error": f"decode: {error}", **times}
         return decoded_point(wav, inr, ref, rate, times)
-
-
-def subprocess_env(threads: int) -> dict[str, str]:
-    """The encoders' environment: `threads` OpenMP/BLAS threads, this checkout's package."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(threads)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
 
 
 def plan(args: argparse.Namespace, rates: list[float]) -> list[tuple[str, str, float]]:
@@ -391,12 +375,6 @@ def bd(anchor: list[dict[str, Any]], test: list[dict[str, Any]], key: str, delta
 # ---------------------------------------------------------------- reporting
 
 
-def cell(value: float | None, digits: int = 2, sign: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
 def mean_table(codecs: dict[str, list[dict[str, Any]]], pesq: bool) -> list[str]:
     pesq_head, pesq_rule = (" PESQ-WB |", "---|") if pesq else ("", "")
     lines = [
@@ -457,16 +435,6 @@ def clip_table(rows: list[dict[str, Any]], pesq: bool) -> list[str]:
             f"{100 * r['overlap']:.1f} % | {r['encode_s']:.2f} | {r['decode_s']:.2f} |"
         )
     return lines
-
-
-def failure_lines(rows: list[dict[str, Any]]) -> list[str]:
-    failed = [r for r in rows if "error" in r]
-    if not failed:
-        return ["None."]
-    return [
-        f"- {r['codec']} {r['setting']:g} on {r['clip']}: `{r['error'].replace('`', '')}`"
-        for r in failed
-    ]
 
 
 def header_lines(meta: dict[str, Any]) -> list[str]:
@@ -548,7 +516,7 @@ def markdown(
         "",
         "## Failures",
         "",
-        *failure_lines(rows),
+        *failure_lines(rows, "clip"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -637,24 +605,6 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
 # ---------------------------------------------------------------- command line
 
 
-def today() -> str:
-    return time.strftime("%Y-%m-%d %H:%M %Z")
-
-
-def machine() -> str:
-    """CPU model and the cores this process may use, for reading the timings."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return f"{model}, {usable or os.cpu_count()} usable cores ({os.cpu_count()} online)"
-
-
 def versions(ffmpeg: str) -> str:
     ffmpeg_line = subprocess.run(
         [ffmpeg, "-version"], capture_output=True, text=True, check=False
@@ -685,14 +635,6 @@ def parse_curve(text: str) -> tuple[str, str]:
     if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in ANCHORS:
         raise argparse.ArgumentTypeError(f"expected NAME=FLAGS with a new file-safe NAME: {text}")
     return name, flags
-
-
-def parse_list(text: str, allowed: Iterable[str] | None = None) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in items if allowed is not None and t not in allowed]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)}")
-    return items
 
 
 def parse_rates(text: str) -> list[float]:
@@ -788,13 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "per_clip.json"
-    if args.replot:
-        saved = json.loads(store.read_text())
-        rows, meta = saved["measurements"], saved["meta"] | {"replotted": True}
-    else:
-        rows, meta = run(args, "python benchmarks/rd_audio.py " + shlex.join(argv))
-        store.write_text(json.dumps({"meta": meta, "measurements": rows}, indent=1) + "\n")
+    command = "python benchmarks/rd_audio.py " + shlex.join(argv)
+    rows, meta = measurements(args.out, "per_clip.json", args.replot, lambda: run(args, command))
     report = write_outputs(args.out, rows, meta)
     print(report.split("## Per clip")[0])
     return 0

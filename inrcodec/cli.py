@@ -379,6 +379,12 @@ def decode(
     size: Annotated[str | None, typer.Option(help="Exact output size WxH.")] = None,
     rate: Annotated[float | None, typer.Option(help="Audio: output sample rate (Hz).")] = None,
     fps: Annotated[float | None, typer.Option(help="Video: output frame rate.")] = None,
+    start: Annotated[
+        float | None, typer.Option(help="Audio and video: decode from this second.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Audio and video: decode this many seconds.")
+    ] = None,
     suffix: Annotated[
         str | None, typer.Option(help="Output extension in batch mode, e.g. .png or .flac.")
     ] = None,
@@ -397,6 +403,7 @@ def decode(
     from inrcodec.batch import Task, decode_task, is_batch, plan
 
     asked = {"scale": scale, "size": size, "rate": rate, "fps": fps}
+    asked |= {"start": start, "duration": duration}
     worker = functools.partial(
         decode_task,
         request={k: v for k, v in asked.items() if v is not None},

@@ -254,6 +254,7 @@ def timed_for(signal: Signal, options: EncodeOptions) -> EncodeOptions:
     return replace(options, time_budget=options.time_per_second * seconds)
 
 
+TIME_WINDOW = ("start", "duration")  # decode request keys that select a part in time
 # A rate target, the flag that sets it, and the medium's rate metrics it reads (per byte).
 RATE_TARGETS = (
     ("target_bpp", "--target-bpp", ("bpp", "bits_per_sample"), 1.0),
@@ -527,7 +528,13 @@ def _unpacked_bytes(job: Job, options: EncodeOptions) -> dict[str, int]:
     }
 
 
-def _render(inr: container.InrFile, handler, shape: tuple[int, ...], device: str) -> np.ndarray:
+def _render(
+    inr: container.InrFile,
+    handler,
+    shape: tuple[int, ...],
+    device: str,
+    window: tuple[int, int] | None = None,
+) -> np.ndarray:
     from inrcodec.render import render
 
     return render(
@@ -536,6 +543,7 @@ def _render(inr: container.InrFile, handler, shape: tuple[int, ...], device: str
         lambda raw: handler.to_output(raw, inr.bit_depth),
         handler.output_dtype(inr.bit_depth),
         device=device,
+        window=window,
     )
 
 
@@ -564,11 +572,16 @@ def decode_file(
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> DecodeReport:
-    """Render `src` on the grid that `request` asks for (scale, size, rate or fps)."""
+    """Render `src` on the grid that `request` asks for (scale, size, rate or fps), or on
+    the part of it in time that its start and duration (seconds) select."""
     start = time.perf_counter()
     inr = container.read(src)
     handler = handler_for_medium(inr.medium)
-    shape, rate = handler.output_shape(tuple(inr.shape), inr.rate, request)
+    part = {k: v for k, v in request.items() if k in TIME_WINDOW}
+    grid = {k: v for k, v in request.items() if k not in TIME_WINDOW}
+    full, rate = handler.output_shape(tuple(inr.shape), inr.rate, grid)
+    window = handler.output_window(full[0], rate, part)
+    shape = (window[1], *full[1:])
     samples = math.prod(shape)
     if samples > max_pixels:
         grid = f"{'x'.join(map(str, shape))} = " if len(shape) > 1 else ""
@@ -577,7 +590,7 @@ def decode_file(
             f"{max_pixels:,}; raise it explicitly to decode this"
         )
     ensure_writable(dst, force)
-    values = _render(inr, handler, shape, pick_device(device))
+    values = _render(inr, handler, full, pick_device(device), window)
     handler.write(dst, values, OutputFormat(inr.channels, inr.bit_depth, rate), force=force)
     return DecodeReport(str(src), str(dst), list(shape), rate, time.perf_counter() - start)
 

@@ -253,7 +253,7 @@ def resolve_options(
     - a preset made for another arch than `--arch` is refused: no recipe (its learning
       rate, batch, operating point) is carried from one arch to another;
     - an operating point given as a flag (a target or `--lambda`), or a size, replaces
-      the recipe's;
+      the recipe's target (its λ stays, as a target's starting point);
     - a target chooses the size unless the flags fix it (`--width`, `--size-preset`).
     """
     from inrcodec.presets import load_preset, recipe
@@ -268,7 +268,9 @@ def resolve_options(
             f"{flags['arch']}; drop --preset to use {flags['arch']}'s own recipe"
         )
     if any(k in flags for k in (*OPERATING_POINT_FIELDS, *SIZE_FIELDS)):
-        for name in (*OPERATING_POINT_FIELDS, "size_search"):
+        # The recipe's λ stays: a target's controller starts from it, so a medium whose
+        # rates sit far from the images' (audio: λ 2e-5) reaches them in the time it has.
+        for name in (*TARGET_FIELDS, "size_search"):
             values.pop(name, None)
     values.update(flags)
     if any(k in flags for k in TARGET_FIELDS):

@@ -61,8 +61,10 @@ def render(
     out_dtype: np.dtype,
     device: str = "cpu",
     budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    window: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Evaluate on the `shape` grid; returns shape + (channels,) in `out_dtype`.
+    """Evaluate on the `shape` grid, or on `window` = (first, count) of its first axis
+    (a part in time); returns that shape + (channels,) in `out_dtype`.
 
     `convert` maps a chunk of raw values (float64, already clamped to the value range)
     to the output dtype, e.g. rounding to 8 bits.
@@ -76,12 +78,14 @@ def render(
     model = decoder(inr.build_model().to(device))
     transform = get_transform(inr.transform)
     lo, hi = inr.value_range
-    total = math.prod(shape)
-    out = np.empty((total, inr.out_features), dtype=out_dtype)
+    first, count = window or (0, shape[0])
+    stride = math.prod(shape[1:])
+    begin, end = first * stride, (first + count) * stride
+    out = np.empty((end - begin, inr.out_features), dtype=out_dtype)
     step = chunk_points(model, budget_bytes // 2)  # float64: twice float32's bytes
     with torch.inference_mode():
-        for start in range(0, total, step):
-            coords = grid_coords(shape, device, start, start + step, torch.float64)
+        for start in range(begin, end, step):
+            coords = grid_coords(shape, device, start, min(start + step, end), torch.float64)
             raw = transform.inverse(model(coords), inr.scalars).clamp_(lo, hi)
-            out[start : start + len(coords)] = convert(raw.double().cpu().numpy())
-    return out.reshape(*shape, inr.out_features)
+            out[start - begin : start - begin + len(coords)] = convert(raw.double().cpu().numpy())
+    return out.reshape(count, *shape[1:], inr.out_features)

@@ -153,3 +153,27 @@ def test_cli_json_reports_the_audio_rate(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["encode", str(src), "-o", str(out), *flags, "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["arch"] == "grid" and report["metrics"]["bps"] <= 32_000
+
+
+def test_start_and_duration_decode_only_that_part(mono: tuple[Path, Path, dict], tmp_path):
+    """A part decodes to exactly the samples of the whole decode there, at any rate."""
+    _, inr, _ = mono
+    for rate in (RATE, 22050):
+        whole = tmp_path / f"whole{rate}.wav"
+        decode_file(inr, whole, {"rate": rate}, device="cpu")
+        part = tmp_path / f"part{rate}.wav"
+        report = decode_file(inr, part, {"rate": rate, "start": 0.1, "duration": 0.2}, device="cpu")
+        first, count = round(0.1 * rate), round(0.2 * rate)
+        assert report.shape == [count]
+        expected = sf.read(whole, dtype="int16")[0][first : first + count]
+        assert np.array_equal(sf.read(part, dtype="int16")[0], expected)
+    # Past the end, or on an image: one clear refusal.
+    with pytest.raises(UsageError, match="past the end"):
+        decode_file(inr, tmp_path / "x.wav", {"start": 2.0}, device="cpu")
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_start_on_an_image_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    golden = Path(__file__).parent / "data" / "golden" / "v8_grid_half.inr"
+    assert main(["decode", str(golden), "-o", str(tmp_path / "x.png"), "--start", "1"]) == 2
+    assert "--start does not apply to image" in capsys.readouterr().err

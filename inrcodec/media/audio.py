@@ -26,6 +26,7 @@ from inrcodec.media.helpers import (
     positive,
     refuse_options,
     retimed_length,
+    time_window,
 )
 from inrcodec.media.registry import register_medium
 from inrcodec.metrics import mse, si_snr_db, snr_db, stoi
@@ -69,22 +70,6 @@ def _sound_error(path: Path, exc: Exception) -> InrcodecError:
     return InrcodecError(f"{path}: not a readable audio file ({text})")
 
 
-def _window(
-    path: Path, frames: int, rate: int, start: float | None, duration: float | None
-) -> tuple[int, int]:
-    """(first frame, frame count) for --start/--duration in seconds, clipped to the file."""
-    first = 0 if start is None else round(positive(start, "--start", zero_ok=True) * rate)
-    if first >= frames:
-        raise UsageError(f"{path}: --start {start} s is past the end ({frames / rate:.3f} s)")
-    count = frames - first
-    if duration is not None:
-        wanted = round(positive(duration, "--duration") * rate)
-        if wanted < 1:
-            raise UsageError(f"--duration {duration} s is shorter than one sample at {rate} Hz")
-        count = min(count, wanted)
-    return first, count
-
-
 def read_audio(
     path: str | Path, start: float | None = None, duration: float | None = None
 ) -> Signal:
@@ -103,7 +88,7 @@ def read_audio(
         raise InrcodecError(f"{path}: audio file has no samples")
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise InrcodecError(f"{path}: {info.channels} channels (at most {MAX_CHANNELS})")
-    first, count = _window(path, info.frames, info.samplerate, start, duration)
+    first, count = time_window(info.frames, info.samplerate, start, duration, f"{path}: ")
     if count * info.channels > MAX_SAMPLES:
         raise InrcodecError(
             f"{path}: {count / info.samplerate:.0f} s x {info.channels} channels is over "

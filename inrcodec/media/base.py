@@ -102,6 +102,17 @@ class MediumHandler(ABC):
         """Write `values` (from `to_output`) atomically; an existing `path` only with
         `force`. The file format follows the suffix."""
 
+    def output_window(self, length: int, rate: float | None, request: dict) -> tuple[int, int]:
+        """(first, count) along the output's first axis (time) that `decode --start/--duration`
+        asks for, in seconds at the output's `rate`; the whole axis when neither is given.
+        Media without time (images) refuse them."""
+        from inrcodec.media.helpers import refuse_options, time_window
+
+        if rate is None:
+            refuse_options(request, set(), self.medium)
+            return 0, length
+        return time_window(length, rate, request.get("start"), request.get("duration"))
+
     def reference_power(self, signal: Signal) -> float:
         """The numerator of the quality in dB that `metrics` reports as `quality_key`, so
         that training measures the same quantity: 10·log10(reference_power / MSE). For a

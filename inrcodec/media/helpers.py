@@ -61,3 +61,20 @@ def retimed_length(samples: int, rate: float, new_rate: float) -> int:
     if samples == 1:
         return 1
     return max(1, round(samples * new_rate / rate))
+
+
+def time_window(
+    length: int, rate: float, start: float | None, duration: float | None, where: str = ""
+) -> tuple[int, int]:
+    """(first sample, sample count) of --start/--duration in seconds on an axis of `length`
+    samples at `rate`, clipped to its end; `where` prefixes the messages (a file name)."""
+    first = 0 if start is None else round(positive(start, "--start", zero_ok=True) * rate)
+    if first >= length:
+        raise UsageError(f"{where}--start {start} s is past the end ({length / rate:.3f} s)")
+    count = length - first
+    if duration is not None:
+        wanted = round(positive(duration, "--duration") * rate)
+        if wanted < 1:
+            raise UsageError(f"--duration {duration} s is shorter than one sample at {rate:g} Hz")
+        count = min(count, wanted)
+    return first, count

@@ -53,6 +53,7 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v6_grid_interlaced": ("crop", [*GRID]),
     "v7_grid_post": ("crop", [*GRID, "-O", "post=5"]),
     "v8_grid_half": ("photo", [*GRID, "--lambda", "3e-3"]),
+    "v8_audio_grid": ("tone", [*GRID, "--lambda", "2e-5"]),
 }
 
 

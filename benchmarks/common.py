@@ -1,0 +1,102 @@
+"""What the benchmark scripts share: subprocesses with a thread count, the machine and the
+date for their reports, list parsing and table cells."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env(threads: int) -> dict[str, str]:
+    """A child's environment: `threads` OpenMP/BLAS threads, this checkout's package."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_timed(
+    command: list[str], env: dict[str, str], timeout: float
+) -> tuple[str, str, str, float]:
+    """Run a subprocess: (error, stdout, stderr, wall seconds), error "" on success, else
+    the exit status and the last line of stderr (where the CLI and ffmpeg put theirs)."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:g} s", "", "", time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if done.returncode == 0:
+        return "", done.stdout, done.stderr, seconds
+    lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no stderr)"]
+    error = f"exit {done.returncode}: {lines[-1].strip()}"
+    return error, done.stdout, done.stderr, seconds
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def machine() -> str:
+    """CPU model and the cores this process may use, for reading the timings."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return f"{model}, {usable or os.cpu_count()} usable cores ({os.cpu_count()} online)"
+
+
+def parse_list(text: str, allowed: Iterable[str] | None = None) -> list[str]:
+    """Comma-separated names, each one of `allowed` if given (an argparse type)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in items if allowed is not None and t not in allowed]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)}")
+    return items
+
+
+def cell(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    """A table cell: the number, or – where there is none."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def measurements(
+    out: Path, store: str, replot: bool, measure: Callable[[], tuple[list[dict], dict]]
+) -> tuple[list[dict], dict]:
+    """A run's rows and meta: measured now and saved to out/store, or, with --replot, read
+    back from it, so that tables and plots can be rebuilt without encoding."""
+    path = out / store
+    if replot:
+        saved = json.loads(path.read_text())
+        return saved["measurements"], saved["meta"] | {"replotted": True}
+    rows, meta = measure()
+    path.write_text(json.dumps({"meta": meta, "measurements": rows}, indent=1) + "\n")
+    return rows, meta
+
+
+def failure_lines(rows: list[dict], where: str) -> list[str]:
+    """One Markdown line per failed measurement; `where` is the rows' input key."""
+    failed = [r for r in rows if "error" in r]
+    if not failed:
+        return ["None."]
+    return [
+        f"- {r['codec']} {r['setting']:g} on {r[where]}: `{r['error'].replace('`', '')}`"
+        for r in failed
+    ]
