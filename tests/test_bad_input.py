@@ -454,3 +454,30 @@ def test_every_arch_on_every_medium_is_served_or_refused_in_one_line(
         stderr = capsys.readouterr().err.strip()
         assert len(stderr.splitlines()) == 1 and f"--arch {arch}" in stderr, stderr
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("samples", "rate", "channels", "subtype"),
+    [(1, 8000, 1, "PCM_16"), (200, 8000, 8, "PCM_16"), (800, 192000, 1, "PCM_16"),
+     (300, 16000, 2, "PCM_24"), (300, 16000, 1, "FLOAT")],
+    ids=["1 sample", "8 channels", "192 kHz", "24-bit", "32-bit float"],
+)  # fmt: skip
+def test_unusual_but_valid_audio_encodes_and_decodes(samples, rate, channels, subtype, tmp_path):
+    """The audio default (1-D latent grids) on each: a file, and a decode of the same
+    length, channels and depth."""
+    import soundfile as sf
+
+    values = 0.5 * np.sin(np.arange(samples * channels) / 7).reshape(samples, channels)
+    src = tmp_path / "in.wav"
+    sf.write(src, values.astype(np.float32), rate, subtype=subtype)
+    flags = ["--steps", "20", "--device", "cpu", "--compile", "off", "--quiet"]
+    assert main(["encode", str(src), "-o", str(tmp_path / "a.inr"), *flags]) == 0
+    out = tmp_path / "a.wav"
+    assert main(["decode", str(tmp_path / "a.inr"), "-o", str(out), "--quiet"]) == 0
+    info = sf.info(out)
+    assert (info.frames, info.channels, info.samplerate, info.subtype) == (
+        samples,
+        channels,
+        rate,
+        subtype,
+    )

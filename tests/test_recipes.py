@@ -16,7 +16,7 @@ from inrcodec.presets import load_preset
 
 WEIGHT_ONLY = ("siren", "finer", "finer-gauss", "finer-wavelet", "spder", "sl2a")
 GRID_RECIPE = load_preset("image").encode_for("image")  # the latent grids' own
-OWN_LR = {"spder": 2e-3, "sl2a": 6e-3}  # where an arch's screening moved siren's 1e-3
+OWN_LR = {"sl2a": 6e-3}  # where an arch's screening moved siren's 1e-3
 
 
 @pytest.mark.parametrize("arch", WEIGHT_ONLY)
