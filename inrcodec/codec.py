@@ -584,9 +584,9 @@ def decode_file(
     shape = (window[1], *full[1:])
     samples = math.prod(shape)
     if samples > max_pixels:
-        grid = f"{'x'.join(map(str, shape))} = " if len(shape) > 1 else ""
+        sides = f"{'x'.join(map(str, shape))} = " if len(shape) > 1 else ""
         raise InrcodecError(
-            f"{src}: output of {grid}{samples:,} samples exceeds --max-pixels "
+            f"{src}: output of {sides}{samples:,} samples exceeds --max-pixels "
             f"{max_pixels:,}; raise it explicitly to decode this"
         )
     ensure_writable(dst, force)

@@ -47,9 +47,6 @@ class FitConfig:
     time_budget: float | None = option(
         None, "Stop after this many seconds of training; the lr schedule follows it."
     )
-    # A recipe's time for signals with a duration (audio, video): the budget, when none is
-    # given, is this many training seconds per second of signal, so encodes scale with length.
-    time_per_second: float | None = None
     # The medium decides what the quality measures: PSNR for images and video, SNR for
     # audio (the metric `eval` reports).
     target_psnr: float | None = option(
@@ -120,6 +117,9 @@ class EncodeOptions(FitConfig):
     frames: int | None = option(None, "Video: fit the first N frames.")
     max_side: int | None = option(None, "Video: downscale so the longest side is at most this.")
     arch_options: dict[str, Any] = field(default_factory=dict)  # the arch's keyword set
+    # A recipe's time for signals with a duration (audio, video): the budget, when none is
+    # given, is this many training seconds per second of signal, so encodes scale with length.
+    time_per_second: float | None = None
     size_search: bool = False  # let a target choose the size from the ladder
 
     def hyper_parameters(
