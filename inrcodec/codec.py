@@ -107,6 +107,22 @@ class Job:
             return math.inf
         return 10 * math.log10(power / mse) if power > 0 else -math.inf  # silent reference
 
+    def part(self, first: int, count: int) -> Job:
+        """Samples first … first + count − 1 of the first axis as a job of their own, with
+        the whole signal's transform and scalars: what a segment is trained on."""
+        from inrcodec.coords import grid_coords
+
+        shape = self.signal.grid_shape
+        if first == 0 and count == shape[0]:
+            return self
+        stride = math.prod(shape[1:])
+        rows = slice(first * stride, (first + count) * stride)
+        signal = replace(self.signal, values=self.signal.values[first : first + count])
+        coords = grid_coords(signal.grid_shape, self.device)
+        return replace(
+            self, signal=signal, coords=coords, targets=self.targets[rows], raw=self.raw[rows]
+        )
+
     def inr_file(
         self, arch: str, hparams: dict[str, Any], precision: str, state: dict[str, Any]
     ) -> container.InrFile:
@@ -323,7 +339,7 @@ def train(
     import torch
 
     signal = job.signal
-    hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
+    hparams = options.hyper_parameters(signal.medium, signal.grid_shape, signal.rate)
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
@@ -518,7 +534,7 @@ def _unpacked_bytes(job: Job, options: EncodeOptions) -> dict[str, int]:
     from inrcodec.models import build_model
 
     signal = job.signal
-    hparams = options.hyper_parameters(signal.medium, signal.grid_shape)
+    hparams = options.hyper_parameters(signal.medium, signal.grid_shape, signal.rate)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     state = {k: p.detach() for k, p in model.named_parameters()}
     return {
@@ -575,12 +591,10 @@ def decode_file(
     """Render `src` on the grid that `request` asks for (scale, size, rate or fps), or on
     the part of it in time that its start and duration (seconds) select."""
     start = time.perf_counter()
-    inr = container.read(src)
-    handler = handler_for_medium(inr.medium)
     part = {k: v for k, v in request.items() if k in TIME_WINDOW}
     grid = {k: v for k, v in request.items() if k not in TIME_WINDOW}
-    full, rate = handler.output_shape(tuple(inr.shape), inr.rate, grid)
-    window = handler.output_window(full[0], rate, part)
+    inr = container.read(src, lambda header: _window_parameters(header, grid, part))
+    handler, full, rate, window = _decode_plan(inr, grid, part)
     shape = (window[1], *full[1:])
     samples = math.prod(shape)
     if samples > max_pixels:
@@ -593,6 +607,34 @@ def decode_file(
     values = _render(inr, handler, full, pick_device(device), window)
     handler.write(dst, values, OutputFormat(inr.channels, inr.bit_depth, rate), force=force)
     return DecodeReport(str(src), str(dst), list(shape), rate, time.perf_counter() - start)
+
+
+def _decode_plan(
+    inr: container.InrFile, grid: dict[str, Any], part: dict[str, Any]
+) -> tuple[Any, tuple[int, ...], float | None, tuple[int, int]]:
+    """(handler, output grid, output rate, (first, count) of its first axis) of a decode."""
+    handler = handler_for_medium(inr.medium)
+    full, rate = handler.output_shape(tuple(inr.shape), inr.rate, grid)
+    return handler, full, rate, handler.output_window(full[0], rate, part)
+
+
+def _window_parameters(
+    inr: container.InrFile, grid: dict[str, Any], part: dict[str, Any]
+) -> Callable[[str], bool] | None:
+    """The parameters a decode of the window reads (a segmented model's segments under
+    it), from the header alone: the others are not entropy-decoded. A request the file
+    cannot serve reads everything here and is refused by `_decode_plan` after the read."""
+    from inrcodec.models.segments import window_filter
+
+    try:
+        _, full, _, (first, count) = _decode_plan(inr, grid, part)
+    except InrcodecError:
+        return None
+    scale = (inr.shape[0] - 1) / max(1, full[0] - 1)
+    centre = (inr.shape[0] - 1) / 2 if full[0] == 1 else None
+    low = centre if centre is not None else first * scale
+    high = centre if centre is not None else (first + count - 1) * scale
+    return window_filter(inr.hparams, low, high)
 
 
 def evaluate_file(inr_path: Path, reference_path: Path, device: str = "auto") -> dict[str, float]:

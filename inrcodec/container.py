@@ -1,11 +1,13 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 8; versions 1 to 7 still read: version 1 is version 2's fp16/fp32
+Layout (format version 9; versions 1 to 8 still read: version 1 is version 2's fp16/fp32
 raw case, version 3 is version 2 plus the `auto` precision, version 4 is version 3 plus
 the context coder `x` of latent grids, version 5 is version 4 plus their predictive
 coder `p` and packed metadata, version 6 is version 5 plus the interlaced predictive
-coder `q`, version 7 is version 6 plus the grid's post-filter, and version 8 is version 7
-plus the coder `r`, `q` with half-integer medians kept):
+coder `q`, version 7 is version 6 plus the grid's post-filter, version 8 is version 7
+plus the coder `r`, `q` with half-integer medians kept, and version 9 is version 8 plus
+segmented grids, `parts.K.` models along time, each segment's grids coded among
+themselves):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -45,7 +47,7 @@ import itertools
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,8 +66,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 8
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+FORMAT_VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -86,6 +88,7 @@ PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
 _CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q", "ilh": "r"}
 _CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6, "ilh": 8}  # each coder's first format version
 POST_FILTER_FROM = 7  # the grid's post-filter (hp "post")
+SEGMENTS_FROM = 9  # the grid's segments along time (hp "segment")
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
@@ -243,20 +246,22 @@ def _entropy_coded(
     if len(exponents) != len(params):
         raise InrcodecError(f"{len(exponents)} step exponents for {len(params)} parameters")
     stored: dict[str, Any] = {}
-    parent = None
+    parents: dict[str, Any] = {}  # per owner (a segment's grids among themselves)
     streams = []
     for name, p, e in zip(names, params, exponents, strict=True):
         codes = coding.to_codes(p.detach().cpu().numpy(), e)
+        owner = latents.latent_owner(name)
+        parent = parents.get(owner) if owner is not None else None
         if latents.is_context_coded(name, names):
             if e != 0:
                 raise InrcodecError(f"context-coded latents have step 1, not 2^{e}")
             streams.append(latents.encode_grid(codes, parent, stored))
-        elif name.startswith(latents.LATENTS_PREFIX):
+        elif owner is not None:
             streams.append(latents.encode_factorized(codes, parent))
         else:
             streams.append(coding.encode(codes))
-        if name.startswith(latents.LATENTS_PREFIX):
-            parent = codes
+        if owner is not None:
+            parents[owner] = codes
         stored[name] = torch.from_numpy(coding.from_codes(codes, e))
     table = {
         "e": list(exponents),
@@ -268,8 +273,17 @@ def _entropy_coded(
     return table, b"".join(c.data for c in streams)
 
 
-def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], shapes: list) -> list:
-    """Inverse of `_entropy_coded`: fp32 tensors of `shapes`, or an InrcodecError."""
+def _entropy_decoded(
+    table: dict[str, Any],
+    payload: bytes,
+    names: list[str],
+    shapes: list,
+    keep: Callable[[str], bool] | None = None,
+) -> list:
+    """Inverse of `_entropy_coded`: fp32 tensors of `shapes`, or an InrcodecError. Tensors
+    that `keep` turns down are skipped (zeros): each stream's length is in the table, and a
+    segment's grids are coded among themselves, so a decode of a window reads only its
+    segments' streams."""
     import torch
 
     from inrcodec.rate import coding, latents, neighbours
@@ -283,16 +297,22 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
         raise InrcodecError(
             f"'rq' streams add up to {sum(table['n'])} bytes, 'w' holds {len(payload)}"
         )
-    values, stored, parent, at = [], {}, None, 0
+    values, stored, parents, at = [], {}, {}, 0
     for i, (name, shape) in enumerate(zip(names, shapes, strict=True)):
         exponent, size = table["e"][i], table["n"][i]
         if not coding.MIN_EXPONENT <= exponent <= coding.MAX_EXPONENT:
             raise InrcodecError(f"step exponent {exponent} is out of range")
+        at += size
+        if keep is not None and not keep(name):
+            values.append(torch.zeros(shape))
+            continue
         coded = coding.Coded(
-            coders[table["c"][i]], table["k"][i], table["m"][i], payload[at : at + size]
+            coders[table["c"][i]], table["k"][i], table["m"][i], payload[at - size : at]
         )
         context_coded = latents.is_context_coded(name, names)
-        is_latent = name.startswith(latents.LATENTS_PREFIX)
+        owner = latents.latent_owner(name)
+        is_latent = owner is not None
+        parent = parents.get(owner) if is_latent else None
         if (
             (coded.coder == "ctx") != context_coded
             or (coded.coder == "ctx" and exponent != 0)
@@ -308,10 +328,9 @@ def _entropy_decoded(table: dict[str, Any], payload: bytes, names: list[str], sh
         else:
             codes = coding.decode(coded, math.prod(shape))
         if is_latent:
-            parent = codes.reshape(shape)
+            parents[owner] = codes.reshape(shape)
         values.append(torch.from_numpy(coding.from_codes(codes, exponent)).reshape(shape))
         stored[name] = values[-1]
-        at += size
     return values
 
 
@@ -333,7 +352,11 @@ def header_bytes(path: Path) -> int:
         return 8 + int.from_bytes(handle.read(8), "little")
 
 
-def read(path: Path | str) -> InrFile:
+# Given the parsed header, which tensors to decode (None: all); others stay zero.
+Selection = Callable[["InrFile"], Callable[[str], bool] | None]
+
+
+def read(path: Path | str, select: Selection | None = None) -> InrFile:
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -342,13 +365,14 @@ def read(path: Path | str) -> InrFile:
     except OSError as exc:
         raise InrcodecError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        return from_bytes(data)
+        return from_bytes(data, select)
     except InrcodecError as exc:
         raise InrcodecError(f"{path}: {exc}") from None
 
 
-def from_bytes(data: bytes) -> InrFile:
-    """Parse and validate a container; every problem is an InrcodecError.
+def from_bytes(data: bytes, select: Selection | None = None) -> InrFile:
+    """Parse and validate a container; every problem is an InrcodecError. `select` may
+    turn down tensors that a decode will not read (the segments outside a window).
 
     A hostile header can describe a network of billions of modules in a file of 1 KB, so
     the network is sized from the hyper-parameters and checked against the limits and the
@@ -395,7 +419,9 @@ def from_bytes(data: bytes) -> InrFile:
     shapes = [stored_shape(p) for p in model.parameters()]
     if inr.precision == CODED:
         names = [name for name, _ in model.named_parameters()]
-        values = _entropy_decoded(inr.coding, tensors["w"].numpy().tobytes(), names, shapes)
+        keep = select(inr) if select is not None else None
+        payload = tensors["w"].numpy().tobytes()
+        values = _entropy_decoded(inr.coding, payload, names, shapes, keep)
         inr.exponents = list(inr.coding["e"])
     elif floats is None:
         stored, bits = tensors["w"].numpy().tobytes(), INT_BITS[inr.precision]
@@ -685,6 +711,8 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"a {meta['medium']} file must store its rate")
     if meta["hp"].get("post") and version < POST_FILTER_FROM:
         raise InrcodecError(f"a post-filter needs format {POST_FILTER_FROM}")
+    if meta["hp"].get("segment") and version < SEGMENTS_FROM:
+        raise InrcodecError(f"segments need format {SEGMENTS_FROM}")
 
 
 def _validate_coding(meta: dict[str, Any], version: int) -> None:

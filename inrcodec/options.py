@@ -120,12 +120,16 @@ class EncodeOptions(FitConfig):
     # A recipe's time for signals with a duration (audio, video): the budget, when none is
     # given, is this many training seconds per second of signal, so encodes scale with length.
     time_per_second: float | None = None
+    # A recipe's segment length for signals with a duration: latent grids longer than this
+    # many seconds are cut into segments along time, one model each (models/segments.py).
+    segment_seconds: float | None = None
     size_search: bool = False  # let a target choose the size from the ladder
 
     def hyper_parameters(
-        self, medium: str, grid_shape: tuple[int, ...] | None = None
+        self, medium: str, grid_shape: tuple[int, ...] | None = None, rate: float | None = None
     ) -> dict[str, Any]:
-        """The arch's keyword set; tiles follow from `tile_size` once the grid is known."""
+        """The arch's keyword set; tiles follow from `tile_size` once the grid is known, and
+        segments from `segment_seconds` once its rate is."""
         from inrcodec.ladder import size_options
         from inrcodec.models import TILE_GRID, TILES, hyper_parameters
 
@@ -137,6 +141,8 @@ class EncodeOptions(FitConfig):
             sizes[TILE_GRID] = list(grid_shape)
         if grid_shape and "shape" in hyper_parameters(self.arch):  # grids follow the signal
             sizes["shape"] = list(grid_shape)
+            if self.segment_seconds and rate and "segment" not in self.arch_options:
+                sizes["segment"] = max(1, round(self.segment_seconds * rate))
         return hyper_parameters(self.arch, {**self.arch_options, **sizes}, medium)
 
     def validate(self, medium: str = "image") -> None:
@@ -152,6 +158,10 @@ class EncodeOptions(FitConfig):
         _at_least(self.steps, 1, "--steps")
         _at_least(self.qat_steps, 0, "--qat-steps")
         _at_least(self.eval_every, 1, "eval_every")
+        for name in ("time_per_second", "segment_seconds"):  # recipe fields
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be positive, not {value}")
         if self.patience is not None:
             _at_least(self.patience, 1, "--patience")
         if self.tile_size is not None:

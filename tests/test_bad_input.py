@@ -158,9 +158,9 @@ CASES = [
     Case("metadata not JSON", lambda t: decode_args(_bad_json_meta(t), t), 1, "metadata"),
     Case(
         "unknown format version",
-        lambda t: decode_args(rewrite_meta(t, format=9), t),
+        lambda t: decode_args(rewrite_meta(t, format=99), t),
         1,
-        "unsupported format version 9",
+        "unsupported format version 99",
     ),
     Case(
         "unknown arch",

@@ -30,9 +30,9 @@ LATENT_BUDGET_SHARE = 0.97  # the controller aims a little under the budget
 
 
 def is_latent(name: str) -> bool:
-    from inrcodec.rate.latents import LATENTS_PREFIX
+    from inrcodec.rate.latents import latent_owner
 
-    return name.startswith(LATENTS_PREFIX)
+    return latent_owner(name) is not None
 
 
 class LatentGrids(Family):
@@ -49,26 +49,48 @@ class LatentGrids(Family):
     ) -> FitResult:
         """Train on D + λ·R; a target steers λ (rd_fitting.Target). The latents' share of
         a byte budget is what the header and the network's weights, at the bits a weight
-        typically costs, leave of it."""
+        typically costs, leave of it. A segmented model (models/segments.py) trains its
+        segments one after another, each with its share of the time and of the bits, from
+        the λ the previous one ended at."""
+        from dataclasses import replace
+
         from inrcodec.rd_fitting import Target, fit_rd
 
-        target = Target(quality=options.target_psnr)
+        quality = options.target_psnr
+        spare = None
         if budget is not None:
             weights = sum(p.numel() for name, p in model.named_parameters() if not is_latent(name))
             spare = 8 * (budget - HEADER_BYTES_ESTIMATE) - weights * BITS_PER_PARAMETER
-            target = Target(bits=max(8.0, spare * LATENT_BUDGET_SHARE), limit=max(8.0, spare))
+        segments = model.segments()
+        total = sum(count for _, _, count in segments)
         lam = options.lam or LATENT_LAMBDA
-        return fit_rd(
-            model,
-            job.coords,
-            job.targets,
-            options,
-            lam,
-            job.quality,
-            on_progress,
-            should_stop,
-            target,
-        )
+        results: list[FitResult] = []
+        for part, first, count in segments:
+            share = count / total
+            target = Target(quality=quality)
+            if spare is not None:
+                bits = spare * share
+                target = Target(bits=max(8.0, bits * LATENT_BUDGET_SHARE), limit=max(8.0, bits))
+            part_options = options
+            if options.time_budget is not None:
+                part_options = replace(options, time_budget=options.time_budget * share)
+            segment = job.part(first, count)
+            result = fit_rd(
+                part,
+                segment.coords,
+                segment.targets,
+                part_options,
+                lam,
+                segment.quality,
+                _shifted(on_progress, *_progress_after(results)),
+                should_stop,
+                target,
+            )
+            results.append(result)
+            lam = result.lam or lam
+            if result.stop_reason == "interrupted":
+                break
+        return _combined(model, results, [count / total for _, _, count in segments])
 
     def fixed_tensors(self, names: list[str]) -> list[str]:
         return [n for n in names if is_latent(n)]
@@ -110,3 +132,40 @@ class LatentGrids(Family):
 
 def _lam(options: EncodeOptions, fitted: Fitted) -> float:
     return fitted.result.lam or options.lam or LATENT_LAMBDA
+
+
+def _progress_after(results: list[FitResult]) -> tuple[int, float]:
+    """Steps and seconds of the segments already trained."""
+    return sum(r.steps for r in results), sum(r.seconds for r in results)
+
+
+def _shifted(on_progress: ProgressCallback, steps: int, seconds: float) -> ProgressCallback:
+    """Progress of one segment reported as the whole encode's (steps and time so far)."""
+    if on_progress is None or not steps:
+        return on_progress
+    from dataclasses import replace
+
+    return lambda p: on_progress(replace(p, step=p.step + steps, elapsed=p.elapsed + seconds))
+
+
+def _combined(model: Any, results: list[FitResult], shares: list[float]) -> FitResult:
+    """One result for the segments: the whole model's state, summed steps and seconds, the
+    loss weighted by length, and the median λ (what the weights' steps are chosen at).
+    Segments left untrained by an interruption keep zero latents: silence."""
+    import statistics
+
+    from inrcodec.fitting import FitResult
+
+    if len(results) == 1 and len(shares) == 1:
+        return results[0]
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    lams = [r.lam for r in results if r.lam is not None]
+    return FitResult(
+        state,
+        sum(r.steps for r in results),
+        sum(r.seconds for r in results),
+        sum(r.best_loss * w for r, w in zip(results, shares, strict=False)),
+        results[-1].stop_reason,
+        compiled=any(r.compiled for r in results),
+        lam=statistics.median(lams) if lams else None,
+    )

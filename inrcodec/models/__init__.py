@@ -19,6 +19,9 @@ TILES = "tiles"  # accepted by every arch: one net per tile (see tiled.py)
 TILE_GRID = "tile_grid"  # the training grid of a tiled net: decodes blend across tile borders
 MAX_TILES = 4096
 MAX_INT_OPTION = 1 << 16  # widths, depths, degrees and ranks are far below this
+# Options that count samples of the signal, not units of a layer: a grid's segment length
+# and overlap (a small one makes many segments, which models/segments.py bounds).
+SAMPLE_COUNTS, MAX_SAMPLE_COUNT = ("segment", "overlap"), 1 << 31
 
 
 def available() -> dict[str, str]:
@@ -70,7 +73,8 @@ def hyper_parameters(
             raise UsageError(
                 f"arch {name!r} option {key} must be like {defaults[key]!r}, got {value!r}"
             )
-        if isinstance(value, int) and not 0 <= value <= MAX_INT_OPTION:
+        limit = MAX_SAMPLE_COUNT if key in SAMPLE_COUNTS else MAX_INT_OPTION
+        if isinstance(value, int) and not 0 <= value <= limit:
             # Sizes come from untrusted files too: a depth of 10^10 must not build 10^10 layers.
             raise UsageError(f"arch {name!r} option {key}={value} is out of range")
     if tile_grid is not None:

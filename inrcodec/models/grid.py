@@ -31,6 +31,7 @@ from torch import nn
 from inrcodec.coords import grid_coords
 from inrcodec.models.finer import finer
 from inrcodec.models.registry import register
+from inrcodec.models.segments import SegmentedGrid, spans
 from inrcodec.models.siren import PeriodicMLP, sine
 from inrcodec.rate.latents import ContextModel
 
@@ -44,6 +45,11 @@ LATTICE_CHUNK = 1 << 16  # points per synthesis call when decoding the whole lat
 def level_shape(shape: list[int], level: int) -> list[int]:
     """Nodes per axis of grid `level` (level 0: one per sample)."""
     return [max(1, -(-n // 2**level)) for n in shape]
+
+
+def _level_shapes(shape: list[int], levels: int) -> list[list[int]]:
+    """The grids' shapes, coarsest first (storage order)."""
+    return [level_shape(shape, level) for level in reversed(range(levels))]
 
 
 class LatentGridINR(nn.Module):
@@ -76,7 +82,7 @@ class LatentGridINR(nn.Module):
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
         if post and not (post % 2 and 3 <= post <= MAX_POST):
             raise ValueError(f"post must be 0 or an odd kernel size from 3 to {MAX_POST}")
-        shapes = [level_shape(shape, level) for level in reversed(range(levels))]
+        shapes = _level_shapes(shape, levels)
         if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
             raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
         self.coordinates = coordinates
@@ -171,6 +177,10 @@ class LatentGridINR(nn.Module):
         )
         return values.reshape(-1, 1)
 
+    def segments(self) -> list[tuple[nn.Module, int, int]]:
+        """One segment, the whole signal (SegmentedGrid has several): (model, first, count)."""
+        return [(self, 0, self.latents[-1].shape[0])]
+
     def macs_per_point(self) -> int:
         """Multiply-adds per decoded sample at the training grid: interpolation taps, the
         synthesis layers, and the context model's share (it runs once per stored latent)."""
@@ -263,17 +273,25 @@ def build(
     coordinates: bool = False,
     context: int = 0,
     post: int = 0,
+    segment: int = 0,
+    overlap: int = 1024,
 ) -> nn.Module:
-    return LatentGridINR(
-        in_features,
-        out_features,
-        list(shape),
-        levels,
-        width,
-        depth,
-        activation,
-        interpolation,
-        coordinates,
-        context,
-        post,
+    """`segment` > 0: a signal longer than that many samples along its first axis is cut
+    into segments of about that length, one grid model each (segments.py)."""
+    settings = (levels, width, depth, activation, interpolation, coordinates, context, post)
+    shape = list(shape)
+    if not segment or not shape or shape[0] <= segment:
+        return LatentGridINR(in_features, out_features, shape, *settings)
+    if context or post:
+        raise ValueError("segments take no context model or post-filter")
+    cuts = spans(shape[0], segment, overlap)
+    stored = sum(
+        sum(math.prod(s) for s in _level_shapes([b - a + 1, *shape[1:]], levels)) for a, b in cuts
     )
+    if stored > MAX_LATENTS:
+        raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
+    parts = [
+        LatentGridINR(in_features, out_features, [b - a + 1, *shape[1:]], *settings)
+        for a, b in cuts
+    ]
+    return SegmentedGrid(parts, shape[0], cuts)

@@ -268,6 +268,16 @@ def unravel(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 # --- the stored form --------------------------------------------------------------------
 
 
+def latent_owner(name: str) -> str | None:
+    """The module path holding latent grid `name` ("" for a whole-signal model, "parts.3."
+    for a segment's, models/segments.py); None for any other parameter. A grid's parent
+    (the coarser grid it is coded after) is the previous grid of the same owner."""
+    head, sep, level = name.rpartition(LATENTS_PREFIX)
+    if not sep or not level.isdigit() or (head and not head.endswith(".")):
+        return None
+    return head
+
+
 def is_context_coded(name: str, names: list[str]) -> bool:
     """Latents are context-coded when the model has a context network."""
     return name.startswith(LATENTS_PREFIX) and any(n.startswith(CONTEXT_PREFIX) for n in names)

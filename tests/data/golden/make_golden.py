@@ -54,6 +54,10 @@ FILES: dict[str, tuple[str, list[str]]] = {
     "v7_grid_post": ("crop", [*GRID, "-O", "post=5"]),
     "v8_grid_half": ("photo", [*GRID, "--lambda", "3e-3"]),
     "v8_audio_grid": ("tone", [*GRID, "--lambda", "2e-5"]),
+    "v9_audio_segments": (
+        "tone",
+        [*GRID, "--lambda", "2e-5", "-O", "segment=300", "-O", "overlap=32"],
+    ),
 }
 
 
