@@ -13,7 +13,8 @@ files up to `--whole-up-to` minutes also with one whole-file grid (`-O segment=0
 same budget. Every command runs as a user runs it, in a subprocess; its peak RSS is the
 child's own (os.wait4). Per file: wall seconds and peak RSS of the encode, of a full
 decode and of a 10-s window decoded from the middle (`--start/--duration`), the rate
-(8 × file bytes / duration) and the SNR and STOI that `inrcodec eval` reports.
+(8 × file bytes / duration) and its split (latents, networks, header: `inrcodec info`),
+and the SNR and STOI that `inrcodec eval` reports.
 Writes results.json and results.md under `--out`.
 """
 
@@ -87,7 +88,8 @@ def measure(
     window = ["--start", f"{middle:g}", "--duration", f"{WINDOW_SECONDS:g}"]
     _, win_s, win_mb, _ = run([*decode, "-o", str(clip.with_suffix(".win.wav")), *window], threads)
     scores, _, _, _ = run([*INRCODEC, "eval", str(inr), str(clip), "--json", "--quiet"], threads)
-    result = (scores or {}).get("results", [scores or {}])[0]
+    result = {k: v[0] for k, v in (scores or {}).get("results", {}).items()}  # CompressAI
+    info, _, _, _ = run([*INRCODEC, "info", str(inr), "--json"], threads)
     return row | {
         "encode_s": round(enc_s, 1),
         "encode_mb": round(enc_mb),
@@ -95,6 +97,9 @@ def measure(
         "steps": report["steps"],
         "bytes": report["file_bytes"],
         "kbps": round(report["file_bytes"] * 8 / seconds / 1000, 2),
+        "latent_bytes": (info or {}).get("latent_bytes"),
+        "network_bytes": (info or {}).get("network_bytes"),
+        "header_bytes": report["header_bytes"],
         "snr": round(result.get("snr", float("nan")), 2),
         "stoi": round(result.get("stoi", float("nan")), 3),
         "decode_s": round(dec_s, 2),
@@ -106,10 +111,10 @@ def measure(
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| minutes | model | budget s | encode s | peak MB | steps | kbit/s | SNR dB | STOI "
-        "| decode s (MB) | 10-s window s (MB) |"
+        "| minutes | model | budget s | encode s | peak MB | steps | kbit/s | latents / "
+        "networks / header B | SNR dB | STOI | decode s (MB) | 10-s window s (MB) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         model = "whole-file grid" if "segment=0" in r["flags"] else "20 s segments"
         if "error" in r:
@@ -117,7 +122,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"| {r['seconds'] / 60:g} | {model} | {r['budget']:g} | {r['encode_s']} | "
-            f"{r['encode_mb']} | {r['steps']} | {r['kbps']} | {r['snr']} | {r['stoi']} | "
+            f"{r['encode_mb']} | {r['steps']} | {r['kbps']} | {r['latent_bytes']} / "
+            f"{r['network_bytes']} / {r['header_bytes']} | {r['snr']} | {r['stoi']} | "
             f"{r['decode_s']} ({r['decode_mb']}) | {r['window_s']} ({r['window_mb']}) |"
         )
     return "\n".join(lines)

@@ -717,7 +717,13 @@ def _storage_facts(inr: container.InrFile) -> dict[str, Any]:
     """How the weights are stored: per tensor step, coder and bytes for the auto precision;
     the packing (and int scale layout) for the fixed ones."""
     if inr.precision == container.CODED:
+        from inrcodec.rate.latents import latent_owner
+
+        sizes = dict(zip(inr.state, inr.coding["n"], strict=True))
+        latent = sum(n for name, n in sizes.items() if latent_owner(name) is not None)
         return {
+            "latent_bytes": latent,  # the rate split: latents, networks (the header apart)
+            "network_bytes": sum(sizes.values()) - latent,
             "tensor_names": list(inr.state),
             "step_exponents": inr.coding["e"],
             "coders": inr.coding["c"],

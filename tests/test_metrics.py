@@ -213,3 +213,15 @@ def test_compressai_json_wraps_scalars_in_lists() -> None:
         "results": {"psnr-rgb": [31.5], "bpp": [0.5, 1.0]},
     }
     assert json.loads(json.dumps(document)) == document
+
+
+def test_stoi_of_a_long_signal_goes_by_chunks_close_to_one_pass() -> None:
+    """Over 60 s, STOI is the length-weighted mean of 30-s chunks (bounded memory); only
+    the windows across chunk borders differ from pystoi's single pass."""
+    from pystoi import stoi as one_pass
+
+    ref = speech_like(75, 8000)
+    est = ref + ref.std() * np.random.default_rng(1).standard_normal(ref.size)
+    chunked = metrics.stoi(ref, est, 8000)
+    assert abs(chunked - one_pass(ref, est, 8000)) < 0.005
+    assert chunked != one_pass(ref, est, 8000)  # it did go by chunks

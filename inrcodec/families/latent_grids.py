@@ -86,7 +86,8 @@ class LatentGrids(Family):
                 should_stop,
                 target,
             )
-            results.append(result)
+            part.zero_grad(set_to_none=True)  # one segment's training state at a time
+            results.append(replace(result, state={}) if len(segments) > 1 else result)
             lam = result.lam or lam
             if result.stop_reason == "interrupted":
                 break
