@@ -343,15 +343,21 @@ class _progress_bar:
         fields = {"loss": f"{p.loss:.2e}"}
         if p.psnr is not None:
             fields["db"] = _fmt(p.psnr)
-        self.bar.update(self.task, total=p.total, completed=p.step, **fields)
+        if p.budget:  # a time budget ends the run: the bar and its ETA follow the clock
+            seconds = {"total": math.ceil(p.budget), "completed": int(p.elapsed)}
+            self.bar.update(self.task, **seconds, **fields)
+        else:
+            self.bar.update(self.task, total=p.total, completed=p.step, **fields)
 
     def line(self, p) -> None:
         if p.elapsed - self.last_line < self.LINE_SECONDS:
             return
         self.last_line = p.elapsed
         quality = "" if p.psnr is None else f"  {_fmt(p.psnr)} dB"
+        steps = f"step {p.step}" if p.budget else f"step {p.step}/{p.total}"
+        clock = f"{p.elapsed:.0f}/{p.budget:.0f} s" if p.budget else f"{p.elapsed:.0f} s"
         err.print(
-            f"encode: step {p.step}/{p.total}  loss {p.loss:.2e}{quality}  {p.elapsed:.0f} s",
+            f"encode: {steps}  loss {p.loss:.2e}{quality}  {clock}",
             markup=False,
             soft_wrap=True,
         )

@@ -36,6 +36,7 @@ class Progress:
     loss: float
     psnr: float | None
     elapsed: float
+    budget: float | None = None  # the encode's training seconds, when a time budget ends it
 
 
 @dataclass
@@ -366,7 +367,8 @@ class _Run:
 
     def _report(self, elapsed: float, quality: float | None) -> None:
         assert self.on_progress is not None
-        self.on_progress(Progress(self.done, self.config.steps, self.best_loss, quality, elapsed))
+        progress = Progress(self.done, self.config.steps, self.best_loss, quality, elapsed)
+        self.on_progress(replace(progress, budget=self.config.time_budget))
         self.last_report = elapsed
 
 

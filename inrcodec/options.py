@@ -45,7 +45,9 @@ class FitConfig:
     eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
     seed: int = option(3407, "Random seed (initialisation and mini-batch sampling).")
     time_budget: float | None = option(
-        None, "Stop after this many seconds of training; the lr schedule follows it."
+        None,
+        "Stop after this many seconds of training; the lr schedule follows it. Without "
+        "it, the preset's time per megapixel (images) or per second (audio, video) sets it.",
     )
     # The medium decides what the quality measures: PSNR for images and video, SNR for
     # audio (the metric `eval` reports).
@@ -120,6 +122,8 @@ class EncodeOptions(FitConfig):
     # A recipe's time for signals with a duration (audio, video): the budget, when none is
     # given, is this many training seconds per second of signal, so encodes scale with length.
     time_per_second: float | None = None
+    time_per_megapixel: float | None = None  # the same for images, per million pixels
+    min_time_budget: float | None = None  # the least such a sized budget gives
     # A recipe's segment length for signals with a duration: latent grids longer than this
     # many seconds are cut into segments along time, one model each (models/segments.py).
     segment_seconds: float | None = None
@@ -158,7 +162,8 @@ class EncodeOptions(FitConfig):
         _at_least(self.steps, 1, "--steps")
         _at_least(self.qat_steps, 0, "--qat-steps")
         _at_least(self.eval_every, 1, "eval_every")
-        for name in ("time_per_second", "segment_seconds"):  # recipe fields
+        recipe = ("time_per_second", "time_per_megapixel", "min_time_budget", "segment_seconds")
+        for name in recipe:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise UsageError(f"{name} must be positive, not {value}")

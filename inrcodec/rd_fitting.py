@@ -290,7 +290,8 @@ class _Monitor:
             self.last_exact = elapsed
         if report:
             loss = mse / PEAK_SQUARED + lam * bits * self.ratio / len(self.coords)  # D + λR
-            self.on_progress(Progress(done, self.config.steps, loss, score, elapsed))
+            budget = self.config.time_budget
+            self.on_progress(Progress(done, self.config.steps, loss, score, elapsed, budget))
             self.last_report = elapsed
         if not (done and steering):  # untrained, or λ final
             return lam

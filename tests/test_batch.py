@@ -110,7 +110,7 @@ def _encode_in_background(tmp_path: Path) -> subprocess.Popen:
     ]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     first = proc.stderr.readline()
-    assert first.startswith("encode: step 0/"), first
+    assert first.startswith("encode: step 0 "), first
     return proc
 
 

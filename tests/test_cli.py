@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -158,3 +160,12 @@ def test_eval_prints_a_table_of_its_metrics(tiny_inr, capsys):
     printed = capsys.readouterr().out
     for metric in ("psnr", "ssim", "bpp"):
         assert metric in printed
+
+
+def test_progress_states_the_time_budget_from_the_start(tmp_path, capsys) -> None:
+    """A time-budgeted encode's first progress line already says how long it will train."""
+    src = Path(__file__).parent / "data" / "div2k00_crop48.png"
+    flags = ["--arch", "grid", "--time-budget", "3", "--compile", "off", "--device", "cpu"]
+    assert main(["encode", str(src), "-o", str(tmp_path / "a.inr"), *flags]) == 0
+    first = next(line for line in capsys.readouterr().err.splitlines() if "encode:" in line)
+    assert re.search(r"^encode: step 0 .* 0/3 s$", first), first

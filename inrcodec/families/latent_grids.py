@@ -82,7 +82,7 @@ class LatentGrids(Family):
                 part_options,
                 lam,
                 segment.quality,
-                _shifted(on_progress, *_progress_after(results)),
+                _shifted(on_progress, *_progress_after(results), options.time_budget),
                 should_stop,
                 target,
             )
@@ -140,13 +140,19 @@ def _progress_after(results: list[FitResult]) -> tuple[int, float]:
     return sum(r.steps for r in results), sum(r.seconds for r in results)
 
 
-def _shifted(on_progress: ProgressCallback, steps: int, seconds: float) -> ProgressCallback:
-    """Progress of one segment reported as the whole encode's (steps and time so far)."""
-    if on_progress is None or not steps:
-        return on_progress
+def _shifted(
+    on_progress: ProgressCallback, steps: int, seconds: float, budget: float | None
+) -> ProgressCallback:
+    """Progress of one segment reported as the whole encode's: steps and time so far, and
+    the whole time budget."""
+    if on_progress is None:
+        return None
     from dataclasses import replace
 
-    return lambda p: on_progress(replace(p, step=p.step + steps, elapsed=p.elapsed + seconds))
+    def report(p: Any) -> None:
+        on_progress(replace(p, step=p.step + steps, elapsed=p.elapsed + seconds, budget=budget))
+
+    return report
 
 
 def _combined(model: Any, results: list[FitResult], shares: list[float]) -> FitResult:
