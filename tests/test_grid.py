@@ -453,14 +453,15 @@ def test_the_fit_reports_whether_its_steps_ran_compiled(monkeypatch, compile_mod
     [
         (6, None, False),
         (5000, None, True),
-        (5000, 120.0, True),
-        (6, 120.0, False),
+        (10**6, 600.0, True),
+        (5000, 120.0, False),  # the default's 2 minutes: a cold compile took half of them
+        (6, 3600.0, False),
         (10**6, 10.0, False),
     ],
 )
 def test_auto_compiles_a_run_long_by_its_steps_and_by_its_time_budget(steps, budget, compiled):
-    """A run ends at whichever limit comes first: three steps with a 2-minute budget do
-    not repay ~15 s of compiling."""
+    """A run ends at whichever limit comes first, and a first compile costs about a minute:
+    six steps with an hour's budget, or a 2-minute budget, do not repay it."""
     from inrcodec.options import FitConfig
     from inrcodec.rd_fitting import _MaybeCompiled
 
