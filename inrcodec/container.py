@@ -80,6 +80,10 @@ MAX_LAYERS = 1 << 15
 # of at least 0.022 bits each); zeros measure 1029 and 6841. Rounded up, so that no real
 # stream is refused, yet a 1 KB file cannot claim more than 8 MB of weights.
 _MAX_EXPANSION = {"zlib": 1 << 11, "lzma": 1 << 13}
+# The values an auto-precision file may describe whatever its bytes: all-zero latents cost
+# no bytes, and a 12-megapixel photo's grids after a short training are 16 million values
+# in 279 bytes. 2^25 values (128 MB as fp32) is what a near-empty file can make us build.
+_CODED_FREE = 1 << 25
 _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors dtype, bytes
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
@@ -202,7 +206,7 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
 
     from inrcodec.quantize import compress, store_quantized
 
-    _network_size(inr)  # never write what the reader refuses
+    count = _network_size(inr)  # never write what the reader refuses
     model = _skeleton(inr, "meta")
     params = [as_stored(inr.state[name]).float() for name, _ in model.named_parameters()]
     tensors: dict[str, torch.Tensor] = {}
@@ -210,13 +214,13 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
         inr.packing, inr.scale_layout = "raw", ""
         names = [name for name, _ in model.named_parameters()]
         inr.coding, payload = _entropy_coded(names, params, inr.exponents)
-        weights = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        weights = _byte_tensor(payload)
     elif inr.precision in INT_BITS:
         names = [name for name, _ in model.named_parameters()]
         stored = store_quantized(params, names, INT_BITS[inr.precision], packings)
         inr.packing, inr.scale_layout = stored.packing, stored.layout
         tensors["s"] = stored.scales.contiguous()
-        weights = torch.frombuffer(bytearray(stored.payload), dtype=torch.uint8)
+        weights = _byte_tensor(stored.payload)
     else:
         dtype = {"fp16": torch.float16, "fp32": torch.float32}[inr.precision]
         flat = torch.cat([p.reshape(-1) for p in params] or [torch.zeros(0)]).to(dtype)
@@ -225,11 +229,23 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
         weights = (
             flat
             if inr.packing == "raw"
-            else torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+            else _byte_tensor(payload)
         )
     tensors["w"] = weights.contiguous()
+    stored_bytes = weights.numel() * weights.element_size()
+    if not _can_hold(inr.precision, inr.packing, stored_bytes, count):
+        raise InrcodecError(f"{count:,} values in {stored_bytes} bytes: no reader would take it")
     meta = metadata_text(_metadata(inr))
     return save(tensors, metadata={"inrcodec": meta})
+
+
+def _byte_tensor(payload: bytes):
+    """`payload` as a uint8 tensor (empty too: a file whose every value is zero)."""
+    import torch
+
+    if not payload:
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(payload), dtype=torch.uint8)
 
 
 def _entropy_coded(
@@ -498,7 +514,7 @@ def _can_hold(precision: str, packing: str, w_bytes: int, count: int) -> bool:
     if precision == CODED:
         # All-zero tensors cost no bytes, so bytes bound the count only loosely; the bound
         # still stops a tiny file from claiming a huge network.
-        return count <= max(w_bytes, 1 << 10) * _MAX_EXPANSION["lzma"]
+        return count <= max(w_bytes * _MAX_EXPANSION["lzma"], _CODED_FREE)
     bits = INT_BITS.get(precision)
     if packing == "raw":
         if bits is None:
