@@ -226,11 +226,7 @@ def to_bytes(inr: InrFile, packings: Sequence[str] = PACKINGS) -> bytes:
         flat = torch.cat([p.reshape(-1) for p in params] or [torch.zeros(0)]).to(dtype)
         inr.scale_layout = ""
         inr.packing, payload = compress(flat.numpy().tobytes(), allowed=packings)
-        weights = (
-            flat
-            if inr.packing == "raw"
-            else _byte_tensor(payload)
-        )
+        weights = flat if inr.packing == "raw" else _byte_tensor(payload)
     tensors["w"] = weights.contiguous()
     stored_bytes = weights.numel() * weights.element_size()
     if not _can_hold(inr.precision, inr.packing, stored_bytes, count):
