@@ -225,3 +225,13 @@ def test_stoi_of_a_long_signal_goes_by_chunks_close_to_one_pass() -> None:
     chunked = metrics.stoi(ref, est, 8000)
     assert abs(chunked - one_pass(ref, est, 8000)) < 0.005
     assert chunked != one_pass(ref, est, 8000)  # it did go by chunks
+
+
+def test_ssim_by_bands_of_rows_is_ssim_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large images go by bands (bounded memory); the mean is the same."""
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (61, 40, 3)).astype(np.float64)
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255)
+    whole = metrics.ssim(a, b)
+    monkeypatch.setattr(metrics, "SSIM_BAND_PIXELS", 40 * 7)  # 7 rows a band: 8 bands
+    assert metrics.ssim(a, b) == pytest.approx(whole, abs=1e-12)
