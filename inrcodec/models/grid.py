@@ -40,6 +40,7 @@ ACTIVATIONS = ("relu", "gelu", "sine", "finer")
 MAX_LATENTS = 1 << 26  # the reader builds the grids before it can judge a file's payload
 MAX_POST = 15  # the post-filter's largest kernel
 LATTICE_CHUNK = 1 << 16  # points per synthesis call when decoding the whole lattice
+POST_BAND_POINTS = 1 << 18  # lattice points per pass of the post-filter's convolution
 
 
 def level_shape(shape: list[int], level: int) -> list[int]:
@@ -215,9 +216,20 @@ class PostFilter(nn.Module):
         return self.conv.kernel_size[0] // 2
 
     def forward(self, field: torch.Tensor) -> torch.Tensor:
-        """The correction (not the filtered field) of `field`, the same shape."""
+        """The correction (not the filtered field) of `field`, the same shape. Large fields go
+        by bands of their first axis, each with the filter's halo: a convolution unfolds k^d
+        copies of its input (a 7x7 filter on a 12-megapixel lattice in float64: 16 GB)."""
         pad = self.halo
-        return self.conv(F.pad(field, (pad,) * (2 * (field.dim() - 2)), mode="replicate"))
+        padded = F.pad(field, (pad,) * (2 * (field.dim() - 2)), mode="replicate")
+        length = field.shape[2]
+        rows = max(1, POST_BAND_POINTS // math.prod(field.shape[3:]))
+        if length <= rows:
+            return self.conv(padded)
+        bands = [
+            self.conv(padded[:, :, top : min(top + rows, length) + 2 * pad])
+            for top in range(0, length, rows)
+        ]
+        return torch.cat(bands, dim=2)
 
     def valid(self, patches: torch.Tensor) -> torch.Tensor:
         """Patches (P, C, *side + 2·halo) already holding their halo -> filtered (P, C, *side)."""
