@@ -637,11 +637,10 @@ def _window_parameters(
         _, full, _, (first, count) = _decode_plan(inr, grid, part)
     except InrcodecError:
         return None
-    scale = (inr.shape[0] - 1) / max(1, full[0] - 1)
-    centre = (inr.shape[0] - 1) / 2 if full[0] == 1 else None
-    low = centre if centre is not None else first * scale
-    high = centre if centre is not None else (first + count - 1) * scale
-    return window_filter(inr.hparams, low, high)
+    if full[0] == 1:  # one output sample sits at the centre
+        return window_filter(inr.hparams, (inr.shape[0] - 1) / 2, (inr.shape[0] - 1) / 2)
+    scale = (inr.shape[0] - 1) / (full[0] - 1)  # output index -> training sample
+    return window_filter(inr.hparams, first * scale, (first + count - 1) * scale)
 
 
 def evaluate_file(inr_path: Path, reference_path: Path, device: str = "auto") -> dict[str, float]:

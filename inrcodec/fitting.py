@@ -367,8 +367,16 @@ class _Run:
 
     def _report(self, elapsed: float, quality: float | None) -> None:
         assert self.on_progress is not None
-        progress = Progress(self.done, self.config.steps, self.best_loss, quality, elapsed)
-        self.on_progress(replace(progress, budget=self.config.time_budget))
+        self.on_progress(
+            Progress(
+                self.done,
+                self.config.steps,
+                self.best_loss,
+                quality,
+                elapsed,
+                self.config.time_budget,
+            )
+        )
         self.last_report = elapsed
 
 

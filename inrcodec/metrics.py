@@ -161,14 +161,13 @@ def stoi(ref: np.ndarray, est: np.ndarray, rate: float) -> float:
     ref, est = _pair(ref, est)
     chunk = round(STOI_CHUNK_SECONDS * rate)
     starts = list(range(0, max(1, len(ref) - chunk), chunk))
-    ends = [*starts[1:], len(ref)]
+    chunks = list(zip(starts, [*starts[1:], len(ref)], strict=True))
     scores = []
     for r, e in zip(_as_channels(ref).T, _as_channels(est).T, strict=True):
         if np.ptp(r) == 0.0:
             return math.nan
-        parts = [_stoi_part(r[a:b], e[a:b], rate) for a, b in zip(starts, ends, strict=True)]
-        lengths = [b - a for a, b in zip(starts, ends, strict=True)]
-        kept = [(s, n) for s, n in zip(parts, lengths, strict=True) if not math.isnan(s)]
+        parts = [(_stoi_part(r[a:b], e[a:b], rate), b - a) for a, b in chunks]
+        kept = [(s, n) for s, n in parts if not math.isnan(s)]
         if not kept:
             return math.nan
         scores.append(sum(s * n for s, n in kept) / sum(n for _, n in kept))

@@ -417,26 +417,11 @@ def test_the_most_compressible_weights_still_read(precision: str, packing: str):
 def test_a_near_empty_grid_file_of_a_large_photo_reads_back() -> None:
     """A short encode of a 12-megapixel photo left every latent at zero: 16 million values
     in a few hundred bytes. The reader once refused what the writer wrote."""
-    from inrcodec.models import build_model
-
     hparams = {"shape": [2900, 2900], "levels": 1}  # 8.4 million: over the old bound
     model = build_model("grid", 2, 3, **hparams)
     state = {k: p.detach() for k, p in model.named_parameters()}
-    inr = container.InrFile(
-        medium="image",
-        arch="grid",
-        hparams=hparams,
-        out_features=3,
-        transform="minmax",
-        scalars={"lo": 0.0, "hi": 255.0},
-        shape=[2900, 2900],
-        channels="RGB",
-        value_range=(0.0, 255.0),
-        bit_depth=8,
-        precision=container.CODED,
-        state=state,
-    )
-    inr.exponents = [0] * len(state)
+    grid = {"arch": "grid", "hparams": hparams, "shape": [2900, 2900], "state": state}
+    inr = make_inr(container.CODED, **grid, exponents=[0] * len(state))
     data = container.to_bytes(inr)
     assert len(data) < 4096 and sum(p.numel() for p in state.values()) > 1024 << 13
     assert container.from_bytes(data).shape == [2900, 2900]

@@ -18,21 +18,12 @@ from inrcodec.codec import decode_file, encode_file
 from inrcodec.coords import grid_coords
 from inrcodec.models import build_model
 from inrcodec.models.segments import SegmentedGrid, spans, window_filter
-from inrcodec.options import EncodeOptions, resolve_options
+from inrcodec.options import resolve_options
+from tests.test_audio_grid import GRID as AUDIO_GRID
 
 RATE = 8000
 SEGMENT, OVERLAP = 4000, 256  # 0.5 s segments at 8 kHz
-GRID = EncodeOptions(
-    arch="grid",
-    transform="minmax",
-    lr=3e-2,
-    steps=150,
-    batch_size=0,
-    device="cpu",
-    compile="off",
-    lam=2e-5,
-    arch_options={"segment": SEGMENT, "overlap": OVERLAP},
-)
+GRID = replace(AUDIO_GRID, arch_options={"segment": SEGMENT, "overlap": OVERLAP})
 
 
 def sweep(seconds: float) -> np.ndarray:

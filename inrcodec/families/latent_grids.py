@@ -63,10 +63,10 @@ class LatentGrids(Family):
             spare = 8 * (budget - HEADER_BYTES_ESTIMATE) - weights * BITS_PER_PARAMETER
         segments = model.segments()
         total = sum(count for _, _, count in segments)
+        shares = [count / total for _, _, count in segments]
         lam = options.lam or LATENT_LAMBDA
         results: list[FitResult] = []
-        for part, first, count in segments:
-            share = count / total
+        for (part, first, count), share in zip(segments, shares, strict=True):
             target = Target(quality=quality)
             if spare is not None:
                 bits = spare * share
@@ -91,7 +91,7 @@ class LatentGrids(Family):
             lam = result.lam or lam
             if result.stop_reason == "interrupted":
                 break
-        return _combined(model, results, [count / total for _, _, count in segments])
+        return _combined(model, results, shares)
 
     def fixed_tensors(self, names: list[str]) -> list[str]:
         return [n for n in names if is_latent(n)]

@@ -31,7 +31,7 @@ from torch import nn
 from inrcodec.coords import grid_coords
 from inrcodec.models.finer import finer
 from inrcodec.models.registry import register
-from inrcodec.models.segments import SegmentedGrid, spans
+from inrcodec.models.segments import SegmentedGrid, segmented, spans
 from inrcodec.models.siren import PeriodicMLP, sine
 from inrcodec.rate.latents import ContextModel
 
@@ -292,7 +292,7 @@ def build(
     into segments of about that length, one grid model each (segments.py)."""
     settings = (levels, width, depth, activation, interpolation, coordinates, context, post)
     shape = list(shape)
-    if not segment or not shape or shape[0] <= segment:
+    if not segmented(shape, segment):
         return LatentGridINR(in_features, out_features, shape, *settings)
     if context or post:
         raise ValueError("segments take no context model or post-filter")
