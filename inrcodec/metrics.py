@@ -28,9 +28,30 @@ def _as_channels(x: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
 
 
+ROW_CHUNK = 1 << 20  # rows per float64 pass of the sums below: 10 minutes of audio in
+# whole-signal float64 temporaries held about 460 MB
+
+
+def _row_pairs(ref: np.ndarray, est: np.ndarray):
+    """Both arrays, chunk by chunk of rows, as float64 pairs: memory stays that of the
+    inputs, whatever their dtype."""
+    if np.shape(ref) != np.shape(est):
+        raise ValueError(f"shape mismatch: {np.shape(ref)} vs {np.shape(est)}")
+    for start in range(0, max(1, len(ref)), ROW_CHUNK):
+        yield _pair(ref[start : start + ROW_CHUNK], est[start : start + ROW_CHUNK])
+
+
+def _sums(ref: np.ndarray, est: np.ndarray) -> tuple[float, float]:
+    """(Σref², Σ(ref−est)²) over every sample."""
+    signal = noise = 0.0
+    for r, e in _row_pairs(ref, est):
+        signal += float(np.sum(r**2))
+        noise += float(np.sum((r - e) ** 2))
+    return signal, noise
+
+
 def mse(ref: np.ndarray, est: np.ndarray) -> float:
-    ref, est = _pair(ref, est)
-    return float(np.mean((ref - est) ** 2))
+    return _sums(ref, est)[1] / max(1, np.size(ref))
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
@@ -118,8 +139,7 @@ def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
     Identical signals give inf (silent ones included); a silent reference with a
     non-silent estimate gives -inf.
     """
-    ref, est = _pair(ref, est)
-    return _ratio_db(float(np.sum(ref**2)), float(np.sum((ref - est) ** 2)))
+    return _ratio_db(*_sums(ref, est))
 
 
 def si_snr_db(ref: np.ndarray, est: np.ndarray) -> float:
@@ -130,18 +150,25 @@ def si_snr_db(ref: np.ndarray, est: np.ndarray) -> float:
     estimate cancels. A constant (after mean removal, silent) reference channel has no
     direction to project on and gives nan.
     """
-    ref, est = _pair(ref, est)
-    ref, est = _as_channels(ref), _as_channels(est)
-    ref = ref - ref.mean(axis=0)
-    est = est - est.mean(axis=0)
-    scores = []
-    for r, e in zip(ref.T, est.T, strict=True):
-        ref_energy = float(r @ r)
-        if ref_energy == 0.0:
-            return math.nan
-        target = (float(e @ r) / ref_energy) * r
-        scores.append(_ratio_db(float(target @ target), float(np.sum((e - target) ** 2))))
-    return float(np.mean(scores))
+    ref, est = _as_channels(np.asarray(ref)), _as_channels(np.asarray(est))
+    count = max(1, len(ref))
+    ref_mean = sum(r.sum(axis=0) for r, _ in _row_pairs(ref, est)) / count
+    est_mean = sum(e.sum(axis=0) for _, e in _row_pairs(ref, est)) / count
+    ref_energy = cross = 0.0
+    for r, e in _row_pairs(ref, est):
+        r, e = r - ref_mean, e - est_mean
+        ref_energy += np.sum(r * r, axis=0)
+        cross += np.sum(e * r, axis=0)
+    if np.any(ref_energy == 0.0):
+        return math.nan
+    gain = cross / ref_energy  # s_target = gain · ref, per channel
+    noise = 0.0
+    for r, e in _row_pairs(ref, est):
+        noise += np.sum((e - est_mean - gain * (r - ref_mean)) ** 2, axis=0)
+    target = gain**2 * ref_energy
+    return float(
+        np.mean([_ratio_db(float(t), float(n)) for t, n in zip(target, noise, strict=True)])
+    )
 
 
 STOI_CHUNK_SECONDS = 30.0  # pystoi holds ~100 bytes per sample: long signals go by chunks
@@ -158,7 +185,8 @@ def stoi(ref: np.ndarray, est: np.ndarray, rate: float) -> float:
     scores averaged by length, so memory stays bounded (pystoi on 5 minutes peaked at 500
     MB); only the 384 ms windows across a chunk border differ from one pass.
     """
-    ref, est = _pair(ref, est)
+    if np.shape(ref) != np.shape(est):
+        raise ValueError(f"shape mismatch: {np.shape(ref)} vs {np.shape(est)}")
     chunk = round(STOI_CHUNK_SECONDS * rate)
     starts = list(range(0, max(1, len(ref) - chunk), chunk))
     chunks = list(zip(starts, [*starts[1:], len(ref)], strict=True))
@@ -166,7 +194,7 @@ def stoi(ref: np.ndarray, est: np.ndarray, rate: float) -> float:
     for r, e in zip(_as_channels(ref).T, _as_channels(est).T, strict=True):
         if np.ptp(r) == 0.0:
             return math.nan
-        parts = [(_stoi_part(r[a:b], e[a:b], rate), b - a) for a, b in chunks]
+        parts = [(_stoi_part(*_pair(r[a:b], e[a:b]), rate), b - a) for a, b in chunks]
         kept = [(s, n) for s, n in parts if not math.isnan(s)]
         if not kept:
             return math.nan
