@@ -9,8 +9,10 @@ import math
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,22 +27,42 @@ def subprocess_env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_timed(
-    command: list[str], env: dict[str, str], timeout: float
-) -> tuple[str, str, str, float]:
-    """Run a subprocess: (error, stdout, stderr, wall seconds), error "" on success, else
-    the exit status and the last line of stderr (where the CLI and ffmpeg put theirs)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"timed out after {timeout:g} s", "", "", time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    if done.returncode == 0:
-        return "", done.stdout, done.stderr, seconds
-    lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no stderr)"]
-    error = f"exit {done.returncode}: {lines[-1].strip()}"
-    return error, done.stdout, done.stderr, seconds
+@dataclass
+class Run:
+    """A finished subprocess: error "" on success, else the exit status and the last line
+    of stderr (where the CLI and ffmpeg put theirs); its wall seconds and its own peak RSS."""
+
+    error: str
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_mb: float
+
+
+def run_timed(command: list[str], env: dict[str, str], timeout: float) -> Run:
+    """Run a subprocess to its end or `timeout` (then killed), measuring the child alone."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        status, usage, error = 0, None, ""
+        while usage is None:
+            pid, status, rusage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                usage = rusage
+            elif time.perf_counter() - started > timeout:
+                child.kill()
+                error = f"timed out after {timeout:g} s"
+            else:
+                time.sleep(0.05)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if not error and child.returncode != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()] or ["(no stderr)"]
+        error = f"exit {child.returncode}: {lines[-1].strip()}"
+    return Run(error, stdout, stderr, seconds, usage.ru_maxrss / 1024)
 
 
 def today() -> str:

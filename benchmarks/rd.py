@@ -137,23 +137,24 @@ def inr_point(
         inr, png = Path(tmp) / "x.inr", Path(tmp) / "x.png"
         encode = [*cli, "encode", str(image), "-o", str(inr), "--target-bpp", f"{rate:g}"]
         encode += [*shlex.split(flags), "--json", "--quiet"]
-        error, report, _, encode_s = run_timed(encode, context["env"], context["timeout"])
-        if error:
-            return {"error": f"encode: {error}", "encode_s": encode_s}
+        encoded = run_timed(encode, context["env"], context["timeout"])
+        spent = {"encode_s": encoded.seconds, "encode_mb": encoded.peak_mb}
+        if encoded.error:
+            return {"error": f"encode: {encoded.error}", **spent}
         decode = [*cli, "decode", str(inr), "-o", str(png), "--force", "--quiet"]
-        error, _, _, decode_s = run_timed(decode, context["env"], context["timeout"])
-        if error:
-            return {"error": f"decode: {error}", "encode_s": encode_s, "decode_s": decode_s}
+        decoded = run_timed(decode, context["env"], context["timeout"])
+        spent.update(decode_s=decoded.seconds, decode_mb=decoded.peak_mb)
+        if decoded.error:
+            return {"error": f"decode: {decoded.error}", **spent}
         try:
             quality = psnr_rgb(reference, load_rgb(png))
         except (OSError, ValueError) as exc:
-            return {"error": f"compare: {exc}", "encode_s": encode_s, "decode_s": decode_s}
+            return {"error": f"compare: {exc}", **spent}
         return {
             "bytes": os.path.getsize(inr),
             "psnr": quality,
-            "encode_s": encode_s,
-            "decode_s": decode_s,
-            "reported_psnr": reported_psnr(report),
+            **spent,
+            "reported_psnr": reported_psnr(encoded.stdout),
         }
 
 
@@ -336,7 +337,7 @@ def timing_table(rows: list[dict[str, Any]], codecs: Iterable[str]) -> list[str]
 
 def inr_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| curve | image | target bpp | bytes | bpp | PSNR | encode s | decode s |",
+        "| curve | image | target bpp | bytes | bpp | PSNR | encode s (peak MB) | decode s (MB) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in rows if r["kind"] == "inrcodec"):
@@ -346,9 +347,14 @@ def inr_table(rows: list[dict[str, Any]]) -> list[str]:
             continue
         lines.append(
             f"{start} {r['bytes']} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
-            f"{r['encode_s']:.1f} | {r['decode_s']:.2f} |"
+            f"{r['encode_s']:.1f} ({_mb(r)}) | {r['decode_s']:.2f} ({_mb(r, 'decode')}) |"
         )
     return lines
+
+
+def _mb(row: dict[str, Any], step: str = "encode") -> str:
+    """Peak RSS in MB, or – for runs from before it was recorded."""
+    return cell(row.get(f"{step}_mb"), 0)
 
 
 def anchor_lines(meta: dict[str, Any]) -> list[str]:

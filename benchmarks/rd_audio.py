@@ -251,16 +251,16 @@ def anchor_point(
         encoded, wav = Path(tmp) / f"x{suffix}", Path(tmp) / "x.wav"
         encode = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn"]
         encode += ["-c:a", encoder, "-b:a", f"{kbps:g}k", str(encoded)]
-        error, _, _, encode_s = run_timed(encode, env, timeout)
-        if error:
-            return {"error": f"encode: {error}", "encode_s": encode_s}
+        encoded_run = run_timed(encode, env, timeout)
+        if encoded_run.error:
+            return {"error": f"encode: {encoded_run.error}", "encode_s": encoded_run.seconds}
         decode = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(encoded)]
         decode += ["-ar", str(rate), "-ac", str(ref.shape[1]), "-c:a", "pcm_s16le", str(wav)]
-        error, _, log, decode_s = run_timed(decode, env, timeout)
-        times = {"encode_s": encode_s, "decode_s": decode_s}
-        if error:
-            return {"error": f"decode: {error}", **times}
-        source_report = log.split("Stream mapping")[0]  # the input's lines, not the WAV's
+        decoded = run_timed(decode, env, timeout)
+        times = {"encode_s": encoded_run.seconds, "decode_s": decoded.seconds}
+        if decoded.error:
+            return {"error": f"decode: {decoded.error}", **times}
+        source_report = decoded.stderr.split("Stream mapping")[0]  # the input's, not the WAV's
         stated = re.search(r"Stream #0:0.*Audio: .*?(\d+) kb/s", source_report)
         point = decoded_point(wav, encoded, ref, rate, times)
         return point | {"stated_kbps": float(stated[1]) if stated else None}
@@ -277,14 +277,14 @@ def inr_point(
         inr, wav = Path(tmp) / "x.inr", Path(tmp) / "x.wav"
         target = shlex.split(context["rate_flag"].format(kbps=f"{kbps:g}"))
         encode = [*cli, "encode", str(source), "-o", str(inr), *target, *shlex.split(flags)]
-        error, _, _, encode_s = run_timed([*encode, "--json", "--quiet", "--force"], env, timeout)
-        if error:
-            return {"error": f"encode: {error}", "encode_s": encode_s}
+        encoded = run_timed([*encode, "--json", "--quiet", "--force"], env, timeout)
+        if encoded.error:
+            return {"error": f"encode: {encoded.error}", "encode_s": encoded.seconds}
         decode = [*cli, "decode", str(inr), "-o", str(wav), "--force", "--quiet"]
-        error, _, _, decode_s = run_timed(decode, env, timeout)
-        times = {"encode_s": encode_s, "decode_s": decode_s}
-        if error:
-            return {"error": f"decode: {error}", **times}
+        decoded = run_timed(decode, env, timeout)
+        times = {"encode_s": encoded.seconds, "decode_s": decoded.seconds}
+        if decoded.error:
+            return {"error": f"decode: {decoded.error}", **times}
         return decoded_point(wav, inr, ref, rate, times)
 
 
