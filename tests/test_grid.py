@@ -563,6 +563,37 @@ def test_the_exact_byte_measurement_takes_a_bounded_share_of_the_time(
     assert measured == measured_at
 
 
+def test_progress_decodes_the_signal_at_a_bounded_share_of_the_time(monkeypatch):
+    """A report decodes the whole signal only when the last decode took no more than
+    DECODE_SHARE of the time since; the reports between show the last decode's quality
+    (on a 12-megapixel photo a decode takes seconds, and reports come every evaluation)."""
+    from inrcodec import rd_fitting
+
+    now = [0.0]
+    decodes = []
+
+    def evaluate(*args, values=True):
+        if values:
+            decodes.append(now[0])
+            now[0] += 1.0  # a decode takes a second
+            return 1000.0, 20.0 + len(decodes), 0.01
+        return 1000.0, math.nan, math.nan
+
+    monkeypatch.setattr(rd_fitting, "_evaluate", evaluate)
+    model, coords, targets, config = small_rd_problem("off")
+    reports = []
+    monitor = rd_fitting._Monitor(
+        model, coords, targets, None, rd_fitting.Target(), reports.append, config,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for done, elapsed in enumerate(range(0, 60, 2), start=1):
+        now[0] = float(elapsed)
+        monitor.evaluate(done, elapsed=float(elapsed), lam=1e-3, steering=True)
+    assert decodes == [0.0, 20.0, 40.0]  # 1 s of decoding at most every 1 / 0.05 s
+    assert len(reports) == 30
+    assert [r.psnr for r in reports[:11]] == [21.0] * 10 + [22.0]
+
+
 def test_lambda_stops_moving_once_the_latents_are_frozen():
     """The controller steers at every evaluation of the noisy phase only; the λ returned is
     the one that shaped the stored latents (the weights' steps are chosen at it)."""
