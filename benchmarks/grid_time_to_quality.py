@@ -7,8 +7,10 @@ Each encode is `inrcodec encode IMG --preset P --target-bpp R --time-budget T` (
 unless `--preset` says otherwise: its recipe, cut at each budget) in a
 subprocess with 2 threads, one at a time; the file is judged by `inrcodec eval`. Decoding
 is timed in this process (after one warm-up decode, the mean of three), without the
-interpreter's start-up. The longest budget's files are kept, with their `info`, for the
-rate split, and each one's 2x decode crop is saved to show any-resolution decoding.
+interpreter's start-up. Each file is set beside `--anchors` given its bytes (`inrcodec
+compare`'s rule: each codec's highest quality that fits). The longest budget's files are
+kept, with their `info`, for the rate split, and each one's 2x decode crop is saved to
+show any-resolution decoding.
 """
 
 from __future__ import annotations
@@ -59,6 +61,19 @@ def rate_split(info: dict) -> dict[str, int]:
     return parts
 
 
+def anchors_at_bytes(source: Path, inr: Path, codecs: list[str]) -> dict[str, float]:
+    """PSNR of each classical codec given the file's bytes (`inrcodec compare`'s rule: the
+    highest quality that fits), as `{codec}_psnr` and `{codec}_bpp`."""
+    from inrcodec.compare import compare
+
+    rows = compare(source, inr, codecs) if codecs else []
+    found = {}
+    for row in rows[1:]:
+        found[f"{row['codec']}_psnr"] = row["psnr"]
+        found[f"{row['codec']}_bpp"] = row["bpp"]
+    return found
+
+
 def crop_2x(inr: Path, folder: Path) -> Path:
     """A 384x256 crop of the 2x decode (192x128 source pixels)."""
     big = folder / f"{inr.stem}_x2.png"
@@ -79,7 +94,11 @@ def main() -> None:
     parser.add_argument("--budgets", default="60,120,300")
     parser.add_argument("--preset", default="balanced", help="the recipe, cut at each budget")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rd_grid")
+    parser.add_argument(
+        "--anchors", default="jpeg,webp,avif", help="codecs scored at each file's bytes"
+    )
     args = parser.parse_args()
+    args.anchors = [c for c in args.anchors.split(",") if c]
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -100,6 +119,7 @@ def main() -> None:
                 "steps": report["steps"],
                 "bpp": metrics["bpp"][0],
                 "psnr": metrics["psnr"][0],
+                **anchors_at_bytes(source, inr, args.anchors),
             }
             if budget == max(budgets):
                 info = run("info", str(inr), "--json")
