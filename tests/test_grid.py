@@ -193,29 +193,26 @@ def test_an_isolated_nonzero_costs_more_than_one_among_busy_neighbours():
     assert cost_alone > cost_busy + 20  # 33.5 against −5.3 bits (the neighbours gain)
 
 
-@pytest.mark.parametrize("shape", [(9,), (7, 5), (4, 5, 3)])
-def test_the_neighbour_magnitude_of_chosen_rows_is_those_rows_of_the_whole(shape):
-    """Rows priced alone see their real neighbours, and the replicated border at the ends."""
-    grid = torch.randn(*shape) * 3
-    rows = torch.tensor([0, 2, len(grid) - 1])
-    whole = latents.neighbour_magnitude(grid)
-    assert torch.allclose(latents.neighbour_magnitude(grid, rows), whole[rows])
+def test_training_prices_the_finest_grid_on_alternate_steps_at_twice_its_weight():
+    """Two consecutive training rates add up to twice the full rate (the same expected
+    gradient), and the finest grid gets no gradient from the rate on the step it is skipped."""
+    from inrcodec import rd_fitting
+    from inrcodec.options import FitConfig
 
-
-def test_training_prices_large_grids_on_random_rows_without_bias():
-    """A grid above the priced count is priced on random rows, scaled up: the mean over
-    many steps is the whole rate, and rows left out of a step get no gradient from it."""
-    torch.manual_seed(0)
-    grids = [torch.randn(3, 2) * 2, (torch.randn(12, 10) * 2).requires_grad_()]
-    rate = latents.NeighbourhoodRate(2)
+    model = build_model("grid", 2, 3, shape=[12, 10], levels=3, width=4)
     with torch.no_grad():
-        full = rate(grids)
-        assert torch.equal(rate(grids, priced=120), full)  # nothing to leave out
-        estimates = torch.stack([rate(grids, priced=30) for _ in range(3000)])
-    assert estimates.std() > 0.05 * full  # three rows of twelve a step
-    assert estimates.mean() == pytest.approx(float(full), rel=0.01)
-    gradient = torch.autograd.grad(rate(grids, priced=30), grids[1])[0]
-    assert (gradient.abs().sum(dim=1) > 0).sum() == 3
+        for grid in model.latents:
+            grid.normal_(0, 2)
+    rate, _gains = rd_fitting._rate_function(model, FitConfig(steps=10, compile="off"))
+    grids = list(model.latents)
+    full = latents.NeighbourhoodRate(3)(grids)
+    priced, skipped = rate(grids), rate(grids)
+    assert torch.allclose(priced + skipped, 2 * full)
+    assert skipped < full < priced
+    coarse = latents.NeighbourhoodRate(2)(grids[:-1])
+    assert torch.allclose(skipped, coarse)
+    assert torch.autograd.grad(rate(grids), grids[-1])[0].abs().sum() > 0
+    assert torch.autograd.grad(rate(grids), grids[-1], allow_unused=True)[0] is None
 
 
 def test_an_evaluation_decodes_the_signal_only_when_a_report_or_a_quality_target_needs_it(
