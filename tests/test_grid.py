@@ -767,32 +767,3 @@ def test_the_post_filter_by_bands_is_the_filter_in_one_pass(monkeypatch, dims: i
     monkeypatch.setattr(grid, "POST_BAND_POINTS", 2 * 13 ** (dims - 1))  # 2 rows a band
     assert torch.allclose(post(field), whole, atol=1e-12, rtol=0)
 
-
-def _peak_encode_mb(image: Path, out: Path) -> float:
-    """Peak RSS of `inrcodec encode` (the default recipe, 1 s of training) in a child of
-    its own: its rusage, not this process's."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "inrcodec.cli", "encode", str(image), "-o", str(out)]
-    child = subprocess.Popen([*command, "--time-budget", "1", "--quiet"], env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return usage.ru_maxrss / 1024
-
-
-def test_encode_memory_grows_by_a_few_hundred_bytes_a_pixel(tmp_path):
-    """A default encode's peak RSS, training, post-filter and judging included, grows by
-    under 300 B for each pixel more: a 12-megapixel photo then stays under 4 GB with the
-    interpreter's ~0.4 GB (measured there: 2.92 GB; the post-filter over the whole lattice
-    once took 16.4)."""
-    rng = np.random.default_rng(0)
-    sizes = {}
-    for side in (256, 1024):
-        image = tmp_path / f"noise{side}.png"
-        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(image)
-        sizes[side] = _peak_encode_mb(image, tmp_path / f"noise{side}.inr")
-    per_pixel = (sizes[1024] - sizes[256]) * 2**20 / (1024**2 - 256**2)
-    assert per_pixel < 300, sizes
