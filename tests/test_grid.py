@@ -766,4 +766,3 @@ def test_the_post_filter_by_bands_is_the_filter_in_one_pass(monkeypatch, dims: i
     whole = post(field)
     monkeypatch.setattr(grid, "POST_BAND_POINTS", 2 * 13 ** (dims - 1))  # 2 rows a band
     assert torch.allclose(post(field), whole, atol=1e-12, rtol=0)
-
