@@ -65,6 +65,14 @@ def run_timed(command: list[str], env: dict[str, str], timeout: float) -> Run:
     return Run(error, stdout, stderr, seconds, usage.ru_maxrss / 1024)
 
 
+def ffmpeg_encoders(ffmpeg: str) -> set[str]:
+    """The encoder names this ffmpeg binary lists (`ffmpeg -encoders`)."""
+    listing = subprocess.run(
+        [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
+    ).stdout
+    return {fields[1] for fields in map(str.split, listing.splitlines()) if len(fields) > 1}
+
+
 def today() -> str:
     return time.strftime("%Y-%m-%d %H:%M %Z")
 

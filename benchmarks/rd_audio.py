@@ -78,6 +78,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.common import (  # noqa: E402
     cell,
     failure_lines,
+    ffmpeg_encoders,
     machine,
     measurements,
     parse_list,
@@ -619,10 +620,7 @@ def versions(ffmpeg: str) -> str:
 
 def available_anchors(ffmpeg: str, wanted: list[str]) -> tuple[list[str], list[str]]:
     """(usable, skipped): an anchor whose encoder this ffmpeg lacks is skipped, said on stderr."""
-    listing = subprocess.run(
-        [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
-    ).stdout
-    present = {fields[1] for fields in map(str.split, listing.splitlines()) if len(fields) > 1}
+    present = ffmpeg_encoders(ffmpeg)
     skipped = [a for a in wanted if ANCHORS[a][0] not in present]
     for codec in skipped:
         print(f"{codec}: skipped, {ffmpeg} has no {ANCHORS[codec][0]} encoder", file=sys.stderr)

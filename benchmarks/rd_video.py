@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.common import (  # noqa: E402
     cell,
     failure_lines,
+    ffmpeg_encoders,
     machine,
     measurements,
     parse_list,
@@ -183,10 +184,7 @@ def measure(clips: list[Path], args: argparse.Namespace) -> tuple[list[dict], di
 
 def available_anchors(ffmpeg: str, wanted: list[str]) -> list[str]:
     """The anchors whose encoder this ffmpeg has; the others are named on stderr."""
-    listing = subprocess.run(
-        [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
-    ).stdout
-    present = {fields[1] for fields in map(str.split, listing.splitlines()) if len(fields) > 1}
+    present = ffmpeg_encoders(ffmpeg)
     for codec in (a for a in wanted if ANCHORS[a][0] not in present):
         print(f"{codec}: skipped, {ffmpeg} has no {ANCHORS[codec][0]} encoder", file=sys.stderr)
     return [a for a in wanted if ANCHORS[a][0] in present]
