@@ -263,15 +263,15 @@ def choose(
 
 
 def timed_for(signal: Signal, options: EncodeOptions) -> EncodeOptions:
-    """A recipe's time per second of signal (audio, video) or per megapixel (images), and
-    at least its `min_time_budget`, as the time budget, unless one is given: an encode's
-    time follows the signal's size."""
+    """A recipe's time per megapixel (images; video: per million pixels of all its frames)
+    or per second of signal (audio), and at least its `min_time_budget`, as the time
+    budget, unless one is given: an encode's time follows the signal's size."""
     if options.time_budget is not None:
         return options
-    if signal.rate and options.time_per_second:
-        budget = options.time_per_second * signal.grid_shape[0] / signal.rate
-    elif not signal.rate and options.time_per_megapixel:
+    if options.time_per_megapixel:
         budget = options.time_per_megapixel * math.prod(signal.grid_shape) / 1e6
+    elif signal.rate and options.time_per_second:
+        budget = options.time_per_second * signal.grid_shape[0] / signal.rate
     else:
         return options
     return replace(options, time_budget=max(budget, options.min_time_budget or 0.0))

@@ -1,13 +1,14 @@
 """The `.inr` file: a safetensors container holding everything needed to decode.
 
-Layout (format version 9; versions 1 to 8 still read: version 1 is version 2's fp16/fp32
+Layout (format version 10; versions 1 to 9 still read: version 1 is version 2's fp16/fp32
 raw case, version 3 is version 2 plus the `auto` precision, version 4 is version 3 plus
 the context coder `x` of latent grids, version 5 is version 4 plus their predictive
 coder `p` and packed metadata, version 6 is version 5 plus the interlaced predictive
 coder `q`, version 7 is version 6 plus the grid's post-filter, version 8 is version 7
 plus the coder `r`, `q` with half-integer medians kept, and version 9 is version 8 plus
 segmented grids, `parts.K.` models along time, each segment's grids coded among
-themselves):
+themselves, and version 10 is version 9 plus grids coarser than the signal, hp `stride`,
+as video's 3-D grids are in time):
 - one tensor ``w``: every parameter of the network, flattened in `named_parameters()`
   order and concatenated (complex parameters as interleaved real/imag pairs). One tensor
   keeps the safetensors header to a few hundred bytes, which matters at low bitrates; the
@@ -66,8 +67,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 9
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+FORMAT_VERSION = 10
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -88,11 +89,27 @@ _FLOATS = {"fp32": ("F32", 4), "fp16": ("F16", 2)}  # precision -> safetensors d
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "U8": 1}
 CODED = "auto"  # steps chosen by rate–distortion, entropy-coded (version 3)
 PRECISIONS = (*_FLOATS, *INT_BITS, CODED)
-# ctx: rate/latents.py; nbr (format 5), ilv (format 6), ilh (format 8): rate/neighbours.py
-_CODER_LETTERS = {"geo": "g", "lzma": "l", "ctx": "x", "nbr": "p", "ilv": "q", "ilh": "r"}
-_CODERS_FROM = {"ctx": 4, "nbr": 5, "ilv": 6, "ilh": 8}  # each coder's first format version
+# ctx: rate/latents.py; nbr (format 5), ilv (format 6), ilh (format 8), ilp (format 10):
+# rate/neighbours.py
+_CODER_LETTERS = {
+    "geo": "g",
+    "lzma": "l",
+    "ctx": "x",
+    "nbr": "p",
+    "ilv": "q",
+    "ilh": "r",
+    "ilp": "s",
+}
+_CODERS_FROM = {
+    "ctx": 4,
+    "nbr": 5,
+    "ilv": 6,
+    "ilh": 8,
+    "ilp": 10,
+}  # each coder's first format version
 POST_FILTER_FROM = 7  # the grid's post-filter (hp "post")
 SEGMENTS_FROM = 9  # the grid's segments along time (hp "segment")
+STRIDE_FROM = 10  # a finest grid coarser than the signal (hp "stride")
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
@@ -725,6 +742,8 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"a post-filter needs format {POST_FILTER_FROM}")
     if meta["hp"].get("segment") and version < SEGMENTS_FROM:
         raise InrcodecError(f"segments need format {SEGMENTS_FROM}")
+    if any(s != 1 for s in meta["hp"].get("stride") or []) and version < STRIDE_FROM:
+        raise InrcodecError(f"grids coarser than the signal need format {STRIDE_FROM}")
 
 
 def _validate_coding(meta: dict[str, Any], version: int) -> None:

@@ -213,7 +213,7 @@ def fit_rd(
         distortion,
         NoiseSource(list(model.latents), config.seed),
         Batches(len(coords), config.batch_size, coords.device),
-        post_patches(model, config.batch_size or model.latents[-1].numel(), coords.device),
+        post_patches(model, config.batch_size or math.prod(model.shape), coords.device),
     )
     monitor = _Monitor(
         model, coords, targets, quality, target or Target(), on_progress, config, clock=clock
@@ -435,7 +435,7 @@ def post_patches(
     model without a filter: what training and the weights' step choice judge it on."""
     if model.post is None:
         return None
-    return Patches(list(model.latents[-1].shape), size, model.post.halo, device, generator)
+    return Patches(list(model.shape), size, model.post.halo, device, generator)
 
 
 def _patch_distortion(model, coords, targets, patches: Patches) -> torch.Tensor:

@@ -304,7 +304,80 @@ CASES = [
         "--target-kbps allows 12 bytes",
     ),
     Case("kbps on an image", lambda t: encode_args(png(t), t, "--target-kbps", "64"), 2, "kbps"),
+    # Video (issue 33).
+    Case("fps 0", lambda t: video_decode_args(t, "--fps", "0"), 2, "--fps"),
+    Case("negative fps", lambda t: video_decode_args(t, "--fps", "-30"), 2, "--fps"),
+    Case("absurd fps", lambda t: video_decode_args(t, "--fps", "1e9"), 1, "--max-pixels"),
+    Case(
+        "truncated MP4",
+        lambda t: encode_args(write(t, "cut.mp4", _noise_mp4(t).read_bytes()[:3000]), t),
+        1,
+        "cut.mp4: truncated or corrupted video",
+    ),
+    Case(
+        "3-D grid beyond the limits",
+        lambda t: decode_args(_video_grid_with(t, shape=[4096, 2048, 2048]), t),
+        1,
+        "latents",
+    ),
+    Case(
+        "3-D grid beyond its payload",
+        lambda t: decode_args(_video_grid_with(t, shape=[64, 512, 512]), t),
+        1,
+        "bad.inr",
+    ),
 ]
+
+
+def video_frames(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth colour ramps that move a pixel a frame, plus a little noise: (T, H, W, 3)."""
+    y, x = np.mgrid[0:height, 0:width]
+    noise = np.random.default_rng(seed).integers(0, 24, (frames, height, width, 3))
+    ramps = [np.stack([x + t, y + 2 * t, x + y - t], -1) * 7 % 200 for t in range(frames)]
+    return (np.stack(ramps) + noise).astype(np.uint8)
+
+
+def video_gif(tmp: Path, frames: int, height: int, width: int, durations=100) -> Path:
+    path = tmp / "in.gif"
+    images = [Image.fromarray(f).quantize(256) for f in video_frames(frames, height, width)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path
+
+
+def _noise_mp4(tmp: Path) -> Path:
+    """An H.264 file of several kilobytes (index at the front, as the writer makes it)."""
+    from inrcodec.media.video import write_video
+
+    path = tmp / "noise.mp4"
+    write_video(path, video_frames(12, 48, 64), 24.0)
+    assert path.stat().st_size > 6000
+    return path
+
+
+VIDEO_GRID = ["--arch", "grid", "--steps", "2", "--device", "cpu", "--quiet"]
+
+
+def video_grid_model(tmp: Path) -> Path:
+    src = video_gif(tmp, 4, 12, 16)
+    assert main(["encode", str(src), "-o", str(tmp / "v.inr"), *VIDEO_GRID]) == 0
+    return tmp / "v.inr"
+
+
+def video_decode_args(tmp: Path, *extra: str) -> list[str]:
+    return ["decode", str(video_grid_model(tmp)), "-o", str(tmp / "out.mp4"), *extra]
+
+
+def _video_grid_with(tmp: Path, **changes) -> Path:
+    """The tiny video grid model with its metadata's hyper-parameters changed."""
+    data = video_grid_model(tmp).read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + size])
+    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
+    meta["hp"].update(changes)
+    meta.update({k: v for k, v in changes.items() if k == "shape"})
+    header["__metadata__"]["inrcodec"] = container.pack_metadata(json.dumps(meta), meta["format"])
+    raw = json.dumps(header).encode()
+    return write(tmp, "bad.inr", struct.pack("<Q", len(raw)) + raw + data[8 + size :])
 
 
 def audio(
@@ -481,3 +554,33 @@ def test_unusual_but_valid_audio_encodes_and_decodes(samples, rate, channels, su
         rate,
         subtype,
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "frames", "height", "width", "fps"),
+    [
+        (lambda t: video_gif(t, 1, 9, 11), 1, 9, 11, 10.0),
+        (lambda t: video_gif(t, 5, 13, 17), 5, 13, 17, 10.0),
+        (lambda t: video_gif(t, 5, 12, 16, [40, 200, 40, 100, 20]), 5, 12, 16, 12.5),
+    ],
+    ids=["1 frame", "odd sizes (GIF)", "variable frame rate"],
+)
+def test_unusual_but_valid_videos_encode_and_decode(make, frames, height, width, fps, tmp_path):
+    """The video default (3-D latent grids) on each: a file of the frames as read, stored at
+    the file's average frame rate (a variable rate keeps the clip's duration), decoded to
+    PNG frames of the same size and at other frame rates."""
+    from inrcodec.codec import describe
+
+    src = make(tmp_path)
+    assert main(["encode", str(src), "-o", str(tmp_path / "v.inr"), *VIDEO_GRID]) == 0
+    facts = describe(tmp_path / "v.inr")
+    assert facts["shape"] == [frames, height, width] and facts["rate"] == pytest.approx(fps)
+    out = tmp_path / "frames"
+    assert main(["decode", str(tmp_path / "v.inr"), "-o", str(out), "--quiet"]) == 0
+    decoded = sorted(out.iterdir())
+    assert len(decoded) == frames
+    with Image.open(decoded[0]) as first:
+        assert first.size == (width, height)
+    twice = tmp_path / "twice"
+    assert main(["decode", str(tmp_path / "v.inr"), "-o", str(twice), "--fps", str(2 * fps)]) == 0
+    assert len(list(twice.iterdir())) == (1 if frames == 1 else 2 * frames)

@@ -143,12 +143,20 @@ def test_the_scale_ladder_is_the_formula_written_out():
 
 @pytest.mark.parametrize("shape", [(7,), (5, 6), (3, 4, 5)])
 def test_the_neighbour_magnitude_is_the_mean_over_the_replicated_box(shape):
+    """Over the 3^d box, or for a 3-D grid the 3x3 box in its own slice along the first
+    axis (video's latent frame, coded slice by slice)."""
     grid = torch.randn(shape, dtype=torch.float64)
-    padded = np.pad(grid.abs().numpy(), 1, mode="edge")
+    planes = grid.abs().numpy().reshape(-1, *shape[-2:]) if len(shape) == 3 else None
+    padded = np.pad(grid.abs().numpy() if planes is None else planes, 1, mode="edge")
+    if planes is not None:
+        padded = padded[1:-1]  # no padding along the first axis: it is not in the box
     expected = np.zeros(shape)
     for index in np.ndindex(*shape):
-        box = padded[tuple(slice(i, i + 3) for i in index)]
-        expected[index] = (box.sum() - abs(grid[index].item())) / (3 ** len(shape) - 1)
+        if planes is None:
+            box = padded[tuple(slice(i, i + 3) for i in index)]
+        else:
+            box = padded[index[0], index[1] : index[1] + 3, index[2] : index[2] + 3]
+        expected[index] = (box.sum() - abs(grid[index].item())) / (box.size - 1)
     assert np.allclose(latents.neighbour_magnitude(grid).numpy(), expected)
 
 

@@ -60,26 +60,16 @@ def test_the_media_defaults() -> None:
     assert image.arch == "grid" and image.arch_options == {"post": 7} and image.lr == 3e-2
     assert audio.arch == "grid" and audio.lr == 3e-2 and audio.precision == "auto"
     assert audio.time_per_second and audio.lam
-    assert video.arch == "siren" and video.lr == 5e-4
-    assert resolve_options(None, "image", {"arch": "grid"}) == image
-    assert resolve_options(None, "audio", {"arch": "grid"}) == audio
+    assert video.arch == "grid" and video.arch_options["stride"] == [2, 2, 2] and video.lam
+    assert video.time_per_megapixel and video.segment_seconds
+    for medium, default in zip(("image", "audio", "video"), (image, audio, video), strict=True):
+        assert resolve_options(None, medium, {"arch": "grid"}) == default
 
 
 def test_every_arch_has_a_recipe_for_each_medium_it_serves() -> None:
     for arch in available():
         for medium in media(arch):
             assert resolve_options(None, medium, {"arch": arch}).arch == arch
-
-
-@pytest.mark.parametrize("medium", ["video"])
-def test_grids_on_video_are_refused(medium: str) -> None:
-    with pytest.raises(UsageError, match=f"--arch grid has no recipe for {medium}"):
-        resolve_options(None, medium, {"arch": "grid"})
-    # A preset made for any medium cannot smuggle the arch in either.
-    options = resolve_options("siren", medium, {"steps": 3})
-    options.arch = "grid"
-    with pytest.raises(UsageError, match=f"cannot give a useful {medium} file"):
-        options.validate(medium)
 
 
 def test_with_a_preset_the_preset_decides_and_flags_override_it() -> None:
@@ -124,7 +114,7 @@ def test_archs_lists_each_recipe(capsys) -> None:
     assert main(["archs"]) == 0
     text = capsys.readouterr().out
     assert "image: finer.yaml, audio: finer.yaml, video: finer.yaml" in text
-    assert "image: image.yaml, audio: audio.yaml; refuses video" in text
+    assert "image: image.yaml, audio: audio.yaml, video: video.yaml" in text
 
 
 def test_the_mission_example_trains_finer_s_recipe_and_beats_jpeg_minus_1_db(
@@ -166,6 +156,18 @@ def test_image_time_follows_the_megapixels(preset: str, shape: tuple, seconds: f
     assert timed_for(signal, options).time_budget == pytest.approx(seconds, abs=0.5)
     # An explicit --time-budget replaces the rule.
     assert timed_for(signal, replace(options, time_budget=30.0)).time_budget == 30.0
+
+
+def test_video_time_follows_the_pixels_of_all_its_frames() -> None:
+    """Seconds per million pixels of all frames: a clip twice as long, or with frames twice
+    as large, gets twice the time."""
+    options = resolve_options(None, "video")
+    for frames, side in ((36, 240), (72, 240), (36, 480)):
+        values = np.zeros((frames, side, side * 4 // 3, 3), np.float32)
+        signal = Signal("video", values, "RGB", (0.0, 255.0), 8, 30.0)
+        pixels = frames * side * side * 4 // 3
+        expected = max(options.min_time_budget, options.time_per_megapixel * pixels / 1e6)
+        assert timed_for(signal, options).time_budget == pytest.approx(expected)
 
 
 def test_audio_time_follows_the_seconds() -> None:

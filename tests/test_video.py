@@ -21,7 +21,7 @@ from inrcodec.media import video as video_module
 from inrcodec.media.image import image_to_uint
 from inrcodec.media.video import read_video, write_video
 from inrcodec.metrics import psnr
-from inrcodec.options import EncodeOptions
+from inrcodec.options import EncodeOptions, resolve_options
 from tests.conftest import SHARED_DATA
 
 HANDLER = handler_for_medium("video")
@@ -266,3 +266,79 @@ def test_realshort_four_frames(tmp_path: Path) -> None:
     report = encode_file(REALSHORT, tmp_path / "rs.inr", options)
     metrics = evaluate_file(tmp_path / "rs.inr", REALSHORT, device="cpu")
     assert metrics["psnr"] == pytest.approx(report.metrics["psnr"], abs=1e-4)
+
+
+# --- 3-D latent grids, the default (issue 33) ----------------------------------------
+
+GRID = ["--arch", "grid", "--device", "cpu", "--quiet"]
+
+
+def drifting(frames: int = 12, height: int = 24, width: int = 32) -> np.ndarray:
+    """A smooth colour pattern drifting a pixel a frame to the right, (T, H, W, 3)."""
+    y, x = np.mgrid[0:height, 0:width]
+    video = [
+        np.stack([np.sin((x - t) / 5), np.cos(y / 4 + (x - t) / 7), np.sin((x - t + y) / 9)], -1)
+        for t in range(frames)
+    ]
+    return np.rint(127.5 + 100 * np.stack(video)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def grid_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The drifting clip (a lossless GIF at 10 fps) and its file from the video default."""
+    folder = tmp_path_factory.mktemp("grid_video")
+    source = gif(folder / "drift.gif", drifting())
+    assert main(["encode", str(source), "-o", str(folder / "d.inr"), *GRID, "--steps", "300"]) == 0
+    return source, folder / "d.inr"
+
+
+def test_the_default_codes_video_in_3d_latent_grids(grid_video: tuple[Path, Path]) -> None:
+    source, inr = grid_video
+    facts = describe(inr)
+    assert facts["arch"] == "grid" and facts["shape"] == [12, 24, 32]
+    assert (
+        facts["hyper_parameters"]["stride"] == resolve_options(None, "video").arch_options["stride"]
+    )
+    metrics = evaluate_file(inr, source, device="cpu")
+    assert metrics["psnr"] > 20 and metrics["bpp"] < 1.5  # a flat clip of its mean: 10 dB
+
+
+def test_a_grid_video_decodes_at_any_size_and_frame_rate_bit_exactly(
+    grid_video: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, inr = grid_video
+    first = decode_file(inr, tmp_path / "a", {"scale": 2, "fps": 25}, device="cpu")
+    assert first.shape == [30, 48, 64]
+    again = decode_file(inr, tmp_path / "b", {"scale": 2, "fps": 25}, device="cpu")
+    assert again.shape == first.shape
+    frames = [sorted((tmp_path / run).iterdir()) for run in ("a", "b")]
+    assert len(frames[0]) == 30
+    for a, b in zip(*frames, strict=True):
+        assert a.read_bytes() == b.read_bytes()  # the same PNG bytes, run after run
+    small = decode_file(inr, tmp_path / "c.mp4", {"size": "16x12", "fps": 5}, device="cpu")
+    assert small.shape == [6, 12, 16] and read_video(tmp_path / "c.mp4").values.shape[0] == 6
+
+
+def test_a_frame_rate_decode_between_segments_has_no_step(tmp_path: Path) -> None:
+    """Segments of 6 frames sharing 2: at 4x the frame rate the frames across each border
+    change no more than elsewhere (the crossfade, on top of each segment's continuous fit)."""
+    source = gif(tmp_path / "long.gif", drifting(18, 16, 24))
+    flags = [*GRID, "--steps", "200", "-O", "segment=6", "-O", "overlap=2"]
+    assert main(["encode", str(source), "-o", str(tmp_path / "s.inr"), *flags]) == 0
+    assert describe(tmp_path / "s.inr")["hyper_parameters"]["segment"] == 6
+    frames = decoded_frames(tmp_path / "s.inr", tmp_path / "fast", fps=40.0)
+    steps = np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))
+    assert steps.max() < 3 * np.median(steps), steps.round(2)
+
+
+def decoded_frames(inr: Path, folder: Path, fps: float) -> np.ndarray:
+    decode_file(inr, folder, {"fps": fps}, device="cpu")
+    return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.iterdir())])
+
+
+def test_a_video_target_is_met_from_below(tmp_path: Path) -> None:
+    source = gif(tmp_path / "drift.gif", drifting())
+    out = tmp_path / "t.inr"
+    flags = [*GRID, "--steps", "300", "--target-bpp", "1.5"]
+    assert main(["encode", str(source), "-o", str(out), *flags]) == 0
+    assert out.stat().st_size * 8 <= 1.5 * 12 * 24 * 32

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,6 +120,7 @@ def _read_video(path: Path, frames: int | None, size_for: SizeFor) -> Signal:
     if not stack:
         raise InrcodecError(f"{path}: no video frames could be decoded")
     fps = float(meta.get("fps") or 0)
+    _check_complete(path, len(stack), frames, meta)
     return Signal(
         medium="video",
         values=np.stack(stack).astype(np.float32),
@@ -128,6 +130,26 @@ def _read_video(path: Path, frames: int | None, size_for: SizeFor) -> Signal:
         rate=fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS,
         source=str(path),
     )
+
+
+def _check_complete(path: Path, decoded: int, wanted: int | None, meta: dict) -> None:
+    """Refuse a file that ends early: an MP4 cut short after its index decodes its first
+    frames without an error from the reader. Only when fewer frames came than the file's
+    duration promises (its audio may outlast the video) is the video stream decoded again,
+    to ask ffmpeg whether it is damaged."""
+    duration, fps = float(meta.get("duration") or 0), float(meta.get("fps") or 0)
+    promised = round(duration * fps) if math.isfinite(duration * fps) else 0
+    if decoded >= min(wanted or promised, promised) - 1:
+        return
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path)]
+    command += ["-map", "0:v:0", "-f", "null", "-"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    if errors or result.returncode:
+        reason = _ffmpeg_reason(RuntimeError("\n".join(errors[:1]) or "ffmpeg failed"))
+        raise InrcodecError(
+            f"{path}: truncated or corrupted video ({decoded} of {promised} frames: {reason})"
+        )
 
 
 def read_video(path: str | Path, frames: int | None = None, max_side: int | None = None) -> Signal:

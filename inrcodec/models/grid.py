@@ -10,6 +10,10 @@ Grids use the coordinate convention of `coords.py` (`align_corners`): the finest
 one node per sample, so `--scale 1` reads every finest node exactly where it was trained.
 Signals of 1, 2 or 3 dimensions share the code (`grid_sample` on a 4-D or 5-D tensor);
 bicubic interpolation exists for 1-D and 2-D signals, 3-D ones fall back to trilinear.
+The finest grid may be coarser than the signal (`stride`: samples per latent along each
+axis; every coarser grid halves all axes, as C3's do). Video's grids are coarser in time:
+at 120 s on a 320x240 clip, a time stride of 2 reached 25.2 dB at 0.097 bpp where 1 (C3's
+full time at the finest grid) reached 22.7 and 4 24.3 (docs/experiments.md).
 Deliberate deviation from Cool-chic: its upsampling is a learned filter on the integer
 lattice, which cannot be evaluated between lattice points; ours is a fixed continuous kernel.
 
@@ -39,18 +43,21 @@ INTERPOLATIONS = ("bicubic", "bilinear")
 ACTIVATIONS = ("relu", "gelu", "sine", "finer")
 MAX_LATENTS = 1 << 26  # the reader builds the grids before it can judge a file's payload
 MAX_POST = 15  # the post-filter's largest kernel
+MAX_STRIDE = 64  # the finest grid's coarsest step, in samples
 LATTICE_CHUNK = 1 << 16  # points per synthesis call when decoding the whole lattice
 POST_BAND_POINTS = 1 << 18  # lattice points per pass of the post-filter's convolution
 
 
-def level_shape(shape: list[int], level: int) -> list[int]:
-    """Nodes per axis of grid `level` (level 0: one per sample)."""
-    return [max(1, -(-n // 2**level)) for n in shape]
+def level_shape(shape: list[int], level: int, stride: list[int] | None = None) -> list[int]:
+    """Nodes per axis of grid `level` (level 0: one per `stride` samples, one per sample
+    by default)."""
+    stride = stride or [1] * len(shape)
+    return [max(1, -(-n // (s * 2**level))) for n, s in zip(shape, stride, strict=True)]
 
 
-def _level_shapes(shape: list[int], levels: int) -> list[list[int]]:
+def _level_shapes(shape: list[int], levels: int, stride: list[int] | None) -> list[list[int]]:
     """The grids' shapes, coarsest first (storage order)."""
-    return [level_shape(shape, level) for level in reversed(range(levels))]
+    return [level_shape(shape, level, stride) for level in reversed(range(levels))]
 
 
 class LatentGridINR(nn.Module):
@@ -73,6 +80,7 @@ class LatentGridINR(nn.Module):
         coordinates: bool,
         context: int,
         post: int = 0,
+        stride: list[int] | None = None,
     ) -> None:
         super().__init__()
         if len(shape) != in_features or any(n < 1 for n in shape):
@@ -83,10 +91,13 @@ class LatentGridINR(nn.Module):
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
         if post and not (post % 2 and 3 <= post <= MAX_POST):
             raise ValueError(f"post must be 0 or an odd kernel size from 3 to {MAX_POST}")
-        shapes = _level_shapes(shape, levels)
+        if stride and (len(stride) != len(shape) or not all(1 <= s <= MAX_STRIDE for s in stride)):
+            raise ValueError(f"stride must give 1..{MAX_STRIDE} samples per latent for each axis")
+        shapes = _level_shapes(shape, levels, stride)
         if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
             raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
         self.coordinates = coordinates
+        self.shape = list(shape)  # the signal's lattice, which the finest grid may not be
         self.mode = "bilinear" if in_features == 3 else interpolation
         inputs = levels + (in_features if coordinates else 0)
         # Registration order is storage order: the context model decodes before the grids,
@@ -138,7 +149,7 @@ class LatentGridINR(nn.Module):
 
     def _field(self, values: torch.Tensor) -> torch.Tensor:
         """Values at every lattice point, (N, C) in raster order -> (1, C, *shape)."""
-        return values.reshape(*self.latents[-1].shape, -1).movedim(-1, 0)[None]
+        return values.reshape(*self.shape, -1).movedim(-1, 0)[None]
 
     def _lattice_correction(self, dtype: torch.dtype) -> torch.Tensor:
         """The post-filter's correction on the lattice, (C, *shape): computed once for the
@@ -147,7 +158,7 @@ class LatentGridINR(nn.Module):
         latents = list(self.latents)
         key = (dtype, latents[-1].device, tuple((id(p), p._version) for p in self.parameters()))
         if self._correction_key != key:
-            points = grid_coords(tuple(latents[-1].shape), latents[-1].device).to(dtype)
+            points = grid_coords(tuple(self.shape), latents[-1].device).to(dtype)
             with torch.no_grad():
                 values = torch.cat(
                     [self.synthesize(c, latents) for c in points.split(LATTICE_CHUNK)]
@@ -180,7 +191,7 @@ class LatentGridINR(nn.Module):
 
     def segments(self) -> list[tuple[nn.Module, int, int]]:
         """One segment, the whole signal (SegmentedGrid has several): (model, first, count)."""
-        return [(self, 0, self.latents[-1].shape[0])]
+        return [(self, 0, self.shape[0])]
 
     def macs_per_point(self) -> int:
         """Multiply-adds per decoded sample at the training grid: interpolation taps, the
@@ -194,7 +205,7 @@ class LatentGridINR(nn.Module):
         if self.context is not None:
             per_latent = _linear_macs(self.context)
             stored = sum(grid.numel() for grid in self.latents)
-            per_point += math.ceil(per_latent * stored / self.latents[-1].numel())
+            per_point += math.ceil(per_latent * stored / math.prod(self.shape))
         return per_point
 
 
@@ -265,13 +276,9 @@ def _synthesis(inputs: int, outputs: int, width: int, depth: int, activation: st
     )
 
 
-# Images and audio (a 1-D grid per file, presets/audio.yaml); video waits for its recipe:
-# untuned, 8 frames of video took 11.7 dB.
-@register(
-    "grid",
-    "latent grids at 1..1/2^(L-1) resolution + a small synthesis MLP (Cool-chic)",
-    media=("image", "audio"),
-)
+# Images, audio (1-D grids, presets/audio.yaml) and video (3-D grids coarser in time than
+# in space, presets/video.yaml).
+@register("grid", "latent grids at 1..1/2^(L-1) resolution + a small synthesis MLP (Cool-chic)")
 def build(
     in_features: int,
     out_features: int,
@@ -287,10 +294,22 @@ def build(
     post: int = 0,
     segment: int = 0,
     overlap: int = 1024,
+    stride: list[int] = [],  # noqa: B006 - per axis; [] for one latent per sample
 ) -> nn.Module:
     """`segment` > 0: a signal longer than that many samples along its first axis is cut
-    into segments of about that length, one grid model each (segments.py)."""
-    settings = (levels, width, depth, activation, interpolation, coordinates, context, post)
+    into segments of about that length, one grid model each (segments.py). `stride`: samples
+    per latent of the finest grid along each axis."""
+    settings = (
+        levels,
+        width,
+        depth,
+        activation,
+        interpolation,
+        coordinates,
+        context,
+        post,
+        list(stride),
+    )
     shape = list(shape)
     if not segmented(shape, segment):
         return LatentGridINR(in_features, out_features, shape, *settings)
@@ -298,7 +317,8 @@ def build(
         raise ValueError("segments take no context model or post-filter")
     cuts = spans(shape[0], segment, overlap)
     stored = sum(
-        sum(math.prod(s) for s in _level_shapes([b - a + 1, *shape[1:]], levels)) for a, b in cuts
+        sum(math.prod(s) for s in _level_shapes([b - a + 1, *shape[1:]], levels, list(stride)))
+        for a, b in cuts
     )
     if stored > MAX_LATENTS:
         raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")

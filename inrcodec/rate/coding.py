@@ -25,7 +25,7 @@ from inrcodec.errors import InrcodecError
 
 # ctx: latents under a context model (latents.py); nbr, ilv, ilh: predicted latents
 # (neighbours.py)
-CODERS = ("geo", "lzma", "ctx", "nbr", "ilv", "ilh")
+CODERS = ("geo", "lzma", "ctx", "nbr", "ilv", "ilh", "ilp")
 DECAY_BITS = 16  # r = decay / 2^16
 MAX_BOUND = 1 << 15  # K: codes stay within int16, and the model table small
 MAX_EXPONENT, MIN_EXPONENT = 8, -30  # step = 2^e with e in this range
@@ -139,7 +139,7 @@ def decode(coded: Coded, count: int) -> np.ndarray:
         if coded.data:
             raise InrcodecError("an all-zero tensor stores no bytes")
         return np.zeros(count, dtype=np.int32)
-    if coded.coder in ("ctx", "nbr", "ilv", "ilh"):
+    if coded.coder in ("ctx", "nbr", "ilv", "ilh", "ilp"):
         raise InrcodecError("these latents decode with their coarser grid (rate/latents.py)")
     codes = _decode_geo(coded, count) if coded.coder == "geo" else _decode_lzma(coded, count)
     if codes.size and int(np.abs(codes).max()) > coded.bound:

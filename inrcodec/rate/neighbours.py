@@ -67,6 +67,7 @@ class Scheme:
     parent_edges: tuple[int, ...]  # bins of the parent context, latents with neighbours
     alone_edges: tuple[int, ...]  # bins of the parent context, latents without
     half: bool = False  # a median halfway between integers is the centre of its law
+    planar: bool = False  # a grid of 3 or more axes coded slice by slice along its first
 
     @property
     def classes(self) -> int:
@@ -82,8 +83,14 @@ SCHEMES = {
     "nbr": Scheme(False, False, (), False, (1,), (1, 2, 4)),
     "ilv": Scheme(True, True, (1, 3), True, (1, 4, 9), (1, 4, 9)),
     "ilh": Scheme(True, True, (1, 3), True, (1, 4, 9), (1, 4, 9), half=True),
+    "ilp": Scheme(True, True, (1, 3), True, (1, 4, 9), (1, 4, 9), half=True, planar=True),
 }
 ENCODERS = ("nbr", "ilh")  # what a new file tries; `ilv` only decodes (`ilh` supersedes it)
+
+
+def encoders(dims: int) -> tuple[str, ...]:
+    """The schemes a new file tries on a grid of `dims` axes (`ilp` is `ilh` below 3)."""
+    return (*ENCODERS, "ilp") if dims >= 3 else ENCODERS
 
 
 @functools.cache
@@ -107,14 +114,14 @@ def encode(codes: np.ndarray, parent: np.ndarray | None, coder: str = "ilh") -> 
     """One grid's integers (any dimensions), given the coarser grid's (or None)."""
     scheme = SCHEMES[coder]
     grid = np.asarray(codes, dtype=np.int64)
-    context = _parent_context(grid.shape, parent, scheme)
     passes = []  # per pass: residuals to the base, whether the centre is half-integer, class
-    for level, k in _schedule(grid.shape, scheme):
-        view, order = _level(grid, level)
-        twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
-        chosen = order == k
-        base, half = _centres(twice, scheme)
-        passes.append((view[chosen] - base, half, group))
+    for plane, above in _planes(grid, parent, scheme):
+        context = _parent_context(plane.shape, above, scheme)
+        for level, k in _schedule(plane.shape, scheme):
+            view, order = _level(plane, level)
+            twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
+            base, half = _centres(twice, scheme)
+            passes.append((view[order == k] - base, half, group))
     bound = max((int(_distance(r, h).max()) for r, h, _ in passes if r.size), default=0)
     if bound > coding.MAX_BOUND:
         raise ValueError(f"latent residuals reach {bound}, beyond ±{coding.MAX_BOUND}")
@@ -155,23 +162,40 @@ def decode(coded: coding.Coded, shape: tuple[int, ...], parent: np.ndarray | Non
 
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(words, dtype="<u4"))
     models = _Models(coded.bound)
-    context = _parent_context(shape, parent, scheme)
-    for level, k in _schedule(shape, scheme):
-        view, order = _level(grid, level)  # a view: decoded latents land in `grid`
-        twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
-        chosen = order == k
-        base, half = _centres(twice, scheme)
-        residual = np.zeros(len(group), dtype=np.int64)
-        for c, centred_half, members in _runs(group, half):
-            if c not in steps:
-                raise InrcodecError(f"predictive latent stream lacks the law of class {c}")
-            try:
-                symbols = decoder.decode(models.get(steps[c], centred_half), len(members))
-            except Exception as exc:  # constriction's own error types
-                raise InrcodecError(f"corrupt latent stream ({exc})") from None
-            residual[members] = symbols.astype(np.int64) - coded.bound
-        view[chosen] = base + residual
+    for plane, above in _planes(grid, parent, scheme):  # views: decoded latents land in `grid`
+        context = _parent_context(plane.shape, above, scheme)
+        for level, k in _schedule(plane.shape, scheme):
+            view, order = _level(plane, level)
+            twice, group = _contexts(view, order, k, _level(context, level)[0], scheme)
+            base, half = _centres(twice, scheme)
+            residual = np.zeros(len(group), dtype=np.int64)
+            for c, centred_half, members in _runs(group, half):
+                if c not in steps:
+                    raise InrcodecError(f"predictive latent stream lacks the law of class {c}")
+                try:
+                    symbols = decoder.decode(models.get(steps[c], centred_half), len(members))
+                except Exception as exc:  # constriction's own error types
+                    raise InrcodecError(f"corrupt latent stream ({exc})") from None
+                residual[members] = symbols.astype(np.int64) - coded.bound
+            view[order == k] = base + residual
     return grid.astype(np.int32)
+
+
+def _planes(
+    grid: np.ndarray, parent: np.ndarray | None, scheme: Scheme
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The grids coded one after another, each with its parent: the grid itself, or for a
+    `planar` scheme and 3 or more axes, its slices along the first axis (views), slice t
+    with the coarser grid's slice t // 2, the one that covers it."""
+    if not scheme.planar or grid.ndim < 3:
+        return [(grid, parent)]
+    if parent is not None and parent.ndim != grid.ndim:
+        raise InrcodecError(f"a grid of shape {grid.shape} cannot have a parent of {parent.shape}")
+    last = None if parent is None else len(parent) - 1
+    return [
+        (plane, None if parent is None else parent[min(t // 2, last)])
+        for t, plane in enumerate(grid)
+    ]
 
 
 def _runs(group: np.ndarray, half: np.ndarray) -> list[tuple[int, bool, np.ndarray]]:

@@ -58,11 +58,14 @@ FILES: dict[str, tuple[str, list[str]]] = {
         "tone",
         [*GRID, "--lambda", "2e-5", "-O", "segment=300", "-O", "overlap=32"],
     ),
+    "v10_video_grid": ("clip", [*GRID, "--steps", "400", "--lambda", "1e-4"]),
 }
 
 
 def samples(path: Path) -> np.ndarray:
-    """A decoded PNG's or WAV's samples as read back."""
+    """A decoded PNG's, WAV's or folder of PNG frames' samples as read back."""
+    if path.is_dir():
+        return np.stack([np.asarray(Image.open(frame)) for frame in sorted(path.iterdir())])
     if path.suffix == ".png":
         return np.asarray(Image.open(path))
     return sf.read(path, dtype="int16", always_2d=True)[0]
@@ -76,9 +79,20 @@ def tone(folder: Path) -> Path:
     return path
 
 
+def clip(folder: Path) -> Path:
+    """16 frames of 48x64 panning over the photo crop, two pixels a frame (a GIF)."""
+    frames = np.asarray(Image.open(PHOTO).convert("RGB"))
+    images = [Image.fromarray(frames[40 + t : 88 + t, 2 * t : 64 + 2 * t]) for t in range(16)]
+    images = [image.quantize(256, dither=Image.Dither.NONE) for image in images]
+    path = folder / "clip.gif"
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+    return path
+
+
 def encode(name: str, folder: Path) -> Path:
     source, flags = FILES[name]
-    src = {"crop": CROP, "photo": PHOTO}[source] if source != "tone" else tone(folder)
+    made = {"tone": tone, "clip": clip}
+    src = made[source](folder) if source in made else {"crop": CROP, "photo": PHOTO}[source]
     target = folder / f"{name}.inr"
     code = main(["encode", str(src), "-o", str(target), "--quiet", "--force", *flags])
     assert code == 0, name
@@ -125,7 +139,10 @@ def parameters_sha256(path: Path) -> str:
 
 
 def reference_path(folder: Path, name: str, scale: str) -> Path:
-    """Where the decode of golden file `name` at `scale` is kept (PNG or 16-bit WAV)."""
+    """Where the decode of golden file `name` at `scale` is kept (PNG, 16-bit WAV, or for
+    video a folder of PNG frames: a path without a suffix)."""
+    if "video" in name:
+        return folder / "decoded" / f"{Path(name).stem}_scale{scale}"
     suffix = ".wav" if "audio" in name else ".png"
     return folder / "decoded" / f"{Path(name).stem}.scale{scale}{suffix}"
 
@@ -155,7 +172,7 @@ def make(folder: Path, refresh: bool = False) -> None:
             manifest[f"{name}.inr"] = record(encode(name, folder), folder)
         elif refresh:
             manifest[f"{name}.inr"] = record(folder / f"{name}.inr", folder)
-    for leftover in folder.glob("tone.wav"):
+    for leftover in [*folder.glob("tone.wav"), *folder.glob("clip.gif")]:
         leftover.unlink()
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
