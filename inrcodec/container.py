@@ -742,7 +742,10 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"a post-filter needs format {POST_FILTER_FROM}")
     if meta["hp"].get("segment") and version < SEGMENTS_FROM:
         raise InrcodecError(f"segments need format {SEGMENTS_FROM}")
-    if any(s != 1 for s in meta["hp"].get("stride") or []) and version < STRIDE_FROM:
+    stride = meta["hp"].get("stride", [])
+    if not _int_list(stride):
+        raise InrcodecError(f"invalid hyper-parameter stride: {stride!r}")
+    if any(s != 1 for s in stride) and version < STRIDE_FROM:
         raise InrcodecError(f"grids coarser than the signal need format {STRIDE_FROM}")
 
 

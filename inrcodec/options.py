@@ -47,7 +47,8 @@ class FitConfig:
     time_budget: float | None = option(
         None,
         "Stop after this many seconds of training; the lr schedule follows it. Without "
-        "it, the preset's time per megapixel (images) or per second (audio, video) sets it.",
+        "it, the preset's time per megapixel (images; video: of all its frames) or per "
+        "second (audio) sets it.",
     )
     # The medium decides what the quality measures: PSNR for images and video, SNR for
     # audio (the metric `eval` reports).
@@ -119,10 +120,11 @@ class EncodeOptions(FitConfig):
     frames: int | None = option(None, "Video: fit the first N frames.")
     max_side: int | None = option(None, "Video: downscale so the longest side is at most this.")
     arch_options: dict[str, Any] = field(default_factory=dict)  # the arch's keyword set
-    # A recipe's time for signals with a duration (audio, video): the budget, when none is
-    # given, is this many training seconds per second of signal, so encodes scale with length.
+    # A recipe's time: the budget, when none is given, is this many training seconds per
+    # second of audio, or per million pixels of an image or of all a video's frames, so
+    # encodes scale with the signal (`codec.timed_for`).
     time_per_second: float | None = None
-    time_per_megapixel: float | None = None  # the same for images, per million pixels
+    time_per_megapixel: float | None = None
     min_time_budget: float | None = None  # the least such a sized budget gives
     # A recipe's segment length for signals with a duration: latent grids longer than this
     # many seconds are cut into segments along time, one model each (models/segments.py).

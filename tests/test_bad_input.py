@@ -322,9 +322,9 @@ CASES = [
     ),
     Case(
         "3-D grid beyond its payload",
-        lambda t: decode_args(_video_grid_with(t, shape=[64, 512, 512]), t),
+        lambda t: decode_args(_video_grid_with(t, shape=[256, 1024, 1024]), t),
         1,
-        "bad.inr",
+        "which cannot be the",
     ),
 ]
 

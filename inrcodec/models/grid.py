@@ -11,9 +11,10 @@ one node per sample, so `--scale 1` reads every finest node exactly where it was
 Signals of 1, 2 or 3 dimensions share the code (`grid_sample` on a 4-D or 5-D tensor);
 bicubic interpolation exists for 1-D and 2-D signals, 3-D ones fall back to trilinear.
 The finest grid may be coarser than the signal (`stride`: samples per latent along each
-axis; every coarser grid halves all axes, as C3's do). Video's grids are coarser in time:
-at 120 s on a 320x240 clip, a time stride of 2 reached 25.2 dB at 0.097 bpp where 1 (C3's
-full time at the finest grid) reached 22.7 and 4 24.3 (docs/experiments.md).
+axis; every coarser grid halves all axes, as C3's do). Video's finest grid holds one
+latent per 2x2x2 pixels: at 120 s on a 320x240 clip towards 0.1 bpp, 29.0 dB where one per
+pixel (C3's) reached 22.7, its steps 6.5x as costly and its finest grid nearly all zeros
+at that rate (docs/experiments.md, "video in 3-D latent grids").
 Deliberate deviation from Cool-chic: its upsampling is a learned filter on the integer
 lattice, which cannot be evaluated between lattice points; ours is a fixed continuous kernel.
 
@@ -91,8 +92,7 @@ class LatentGridINR(nn.Module):
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
         if post and not (post % 2 and 3 <= post <= MAX_POST):
             raise ValueError(f"post must be 0 or an odd kernel size from 3 to {MAX_POST}")
-        if stride and (len(stride) != len(shape) or not all(1 <= s <= MAX_STRIDE for s in stride)):
-            raise ValueError(f"stride must give 1..{MAX_STRIDE} samples per latent for each axis")
+        _check_stride(stride, in_features)
         shapes = _level_shapes(shape, levels, stride)
         if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
             raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
@@ -249,6 +249,16 @@ class PostFilter(nn.Module):
         return patches[inner] + self.conv(patches)
 
 
+def _check_stride(stride: object, dims: int) -> None:
+    """Refuse a stride (perhaps a header's, so of any type) that is not one whole number of
+    1..MAX_STRIDE per axis, before any grid is sized by it."""
+    whole = lambda s: isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_STRIDE  # noqa: E731
+    if stride and not (
+        isinstance(stride, list) and len(stride) == dims and all(map(whole, stride))
+    ):
+        raise ValueError(f"stride must give 1..{MAX_STRIDE} samples per latent for each axis")
+
+
 def _linear_macs(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
@@ -299,6 +309,7 @@ def build(
     """`segment` > 0: a signal longer than that many samples along its first axis is cut
     into segments of about that length, one grid model each (segments.py). `stride`: samples
     per latent of the finest grid along each axis."""
+    _check_stride(stride, in_features)
     settings = (
         levels,
         width,
