@@ -69,11 +69,16 @@ def model(tmp: Path, precision: str = "fp32") -> Path:
 
 
 def rewrite_meta(tmp: Path, precision: str = "fp32", **changes) -> Path:
-    data = model(tmp, precision).read_bytes()
+    return with_metadata(tmp, model(tmp, precision), lambda meta: meta.update(changes))
+
+
+def with_metadata(tmp: Path, source: Path, edit: Callable[[dict], object]) -> Path:
+    """bad.inr: `source` with its metadata edited in place by `edit`."""
+    data = source.read_bytes()
     size = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + size])
     meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
-    meta.update(changes)
+    edit(meta)
     header["__metadata__"]["inrcodec"] = container.pack_metadata(
         json.dumps(meta), meta.get("format")
     )
@@ -367,17 +372,14 @@ def video_decode_args(tmp: Path, *extra: str) -> list[str]:
     return ["decode", str(video_grid_model(tmp)), "-o", str(tmp / "out.mp4"), *extra]
 
 
-def _video_grid_with(tmp: Path, **changes) -> Path:
-    """The tiny video grid model with its metadata's hyper-parameters changed."""
-    data = video_grid_model(tmp).read_bytes()
-    size = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8 : 8 + size])
-    meta = container.parse_metadata(header["__metadata__"]["inrcodec"])
-    meta["hp"].update(changes)
-    meta.update({k: v for k, v in changes.items() if k == "shape"})
-    header["__metadata__"]["inrcodec"] = container.pack_metadata(json.dumps(meta), meta["format"])
-    raw = json.dumps(header).encode()
-    return write(tmp, "bad.inr", struct.pack("<Q", len(raw)) + raw + data[8 + size :])
+def _video_grid_with(tmp: Path, shape: list[int]) -> Path:
+    """The tiny video grid model claiming a grid of `shape` (its hyper-parameter and the
+    signal's shape both)."""
+
+    def claim(meta: dict) -> None:
+        meta["hp"]["shape"] = meta["shape"] = shape
+
+    return with_metadata(tmp, video_grid_model(tmp), claim)
 
 
 def audio(
