@@ -287,6 +287,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
                     "-" if inr else "--", marker="o", label=codec,
                     linewidth=2.2 if inr else 1.0, markersize=4 if inr else 3)  # fmt: skip
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # they overlap
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("bits per pixel (whole stream, log scale)")
         ax.set_ylabel("RGB PSNR (dB), mean over frames")
         ax.set_title(clip, fontsize=9)
