@@ -107,6 +107,18 @@ class Job:
             return math.inf
         return 10 * math.log10(power / mse) if power > 0 else -math.inf  # silent reference
 
+    def hyper_parameters(self, options: EncodeOptions) -> dict[str, Any]:
+        """The arch's keyword set for this input: the recipe's, sized to the signal, with
+        the clip's global motion where the recipe tracks it and the arch can follow it."""
+        from inrcodec.models.motion import track
+
+        signal = self.signal
+        hparams = options.hyper_parameters(signal.medium, signal.grid_shape, signal.rate)
+        follows = "motion" in hparams and "motion" not in options.arch_options
+        if options.track_motion and follows and len(signal.grid_shape) == 3:
+            hparams["motion"] = track(signal.values)
+        return hparams
+
     def part(self, first: int, count: int) -> Job:
         """Samples first … first + count − 1 of the first axis as a job of their own, with
         the whole signal's transform and scalars: what a segment is trained on."""
@@ -346,7 +358,7 @@ def train(
     import torch
 
     signal = job.signal
-    hparams = options.hyper_parameters(signal.medium, signal.grid_shape, signal.rate)
+    hparams = job.hyper_parameters(options)
     torch.manual_seed(options.seed)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     model = model.to(job.device)
@@ -541,7 +553,7 @@ def _unpacked_bytes(job: Job, options: EncodeOptions) -> dict[str, int]:
     from inrcodec.models import build_model
 
     signal = job.signal
-    hparams = options.hyper_parameters(signal.medium, signal.grid_shape, signal.rate)
+    hparams = job.hyper_parameters(options)
     model = build_model(options.arch, len(signal.grid_shape), signal.num_channels, **hparams)
     state = {k: p.detach() for k, p in model.named_parameters()}
     return {

@@ -67,8 +67,8 @@ from inrcodec.quantize import (
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 10
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+FORMAT_VERSION = 11
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 COORDINATES = "linspace(-1,1) per axis, ij order"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PARAMETERS = 1 << 28
@@ -110,6 +110,7 @@ _CODERS_FROM = {
 POST_FILTER_FROM = 7  # the grid's post-filter (hp "post")
 SEGMENTS_FROM = 9  # the grid's segments along time (hp "segment")
 STRIDE_FROM = 10  # a finest grid coarser than the signal (hp "stride")
+MOTION_FROM = 11  # video grids that follow the clip's global motion (hp "motion")
 _MEDIA = {"image": 2, "audio": 1, "video": 3}  # medium -> coordinate dimensions
 # From format 5 the metadata is packed: "z" + base85 of its JSON, raw-deflated under the
 # preset dictionary below (typical metadata, so keys and usual values cost a back-reference
@@ -712,7 +713,10 @@ def _validate_metadata(meta: Any) -> None:
         "arch": lambda v: isinstance(v, str),
         "hp": lambda v: (
             isinstance(v, dict)
-            and all(isinstance(k, str) and _plain_value(x) for k, x in v.items())
+            and all(
+                isinstance(k, str) and (_plain_value(x) or (k == "motion" and _pairs(x)))
+                for k, x in v.items()
+            )
         ),
         "out": lambda v: isinstance(v, int) and 1 <= v <= 64,
         "precision": lambda v: _member(v, PRECISIONS),
@@ -747,6 +751,8 @@ def _validate_metadata(meta: Any) -> None:
         raise InrcodecError(f"invalid hyper-parameter stride: {stride!r}")
     if any(s != 1 for s in stride) and version < STRIDE_FROM:
         raise InrcodecError(f"grids coarser than the signal need format {STRIDE_FROM}")
+    if meta["hp"].get("motion") and version < MOTION_FROM:
+        raise InrcodecError(f"global motion needs format {MOTION_FROM}")
 
 
 def _validate_coding(meta: dict[str, Any], version: int) -> None:
@@ -781,6 +787,12 @@ def _validate_coding(meta: dict[str, Any], version: int) -> None:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pairs(v: Any) -> bool:
+    """A list of [int, int] (a video's offsets per frame; their range is the arch's to
+    check, before it sizes anything by them)."""
+    return isinstance(v, list) and all(_int_list(p, 2) for p in v)
 
 
 def _plain_value(v: Any) -> bool:

@@ -129,6 +129,9 @@ class EncodeOptions(FitConfig):
     # A recipe's segment length for signals with a duration: latent grids longer than this
     # many seconds are cut into segments along time, one model each (models/segments.py).
     segment_seconds: float | None = None
+    # A recipe's motion: a video's latent grids follow the clip's global translation,
+    # tracked from its frames before training (models/motion.py).
+    track_motion: bool = False
     size_search: bool = False  # let a target choose the size from the ladder
 
     def hyper_parameters(

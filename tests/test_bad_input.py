@@ -331,6 +331,30 @@ CASES = [
         1,
         "which cannot be the",
     ),
+    Case(
+        "motion beyond the limits",
+        lambda t: decode_args(_video_motion(t, [[0, 0]] * 3 + [[1 << 20, 1 << 20]]), t),
+        1,
+        "latents",
+    ),
+    Case(
+        "motion for fewer frames",
+        lambda t: decode_args(_video_motion(t, [[0, 0]] * 3), t),
+        1,
+        "motion must give",
+    ),
+    Case(
+        "motion not in pairs",
+        lambda t: decode_args(_video_motion(t, [[0, 0, 0]] * 4), t),
+        1,
+        "invalid metadata field 'hp'",
+    ),
+    Case(
+        "motion in a format-10 file",
+        lambda t: decode_args(_video_motion(t, [[0, 0]] * 4, version=10), t),
+        1,
+        "global motion needs format 11",
+    ),
 ]
 
 
@@ -374,10 +398,21 @@ def video_decode_args(tmp: Path, *extra: str) -> list[str]:
 
 def _video_grid_with(tmp: Path, shape: list[int]) -> Path:
     """The tiny video grid model claiming a grid of `shape` (its hyper-parameter and the
-    signal's shape both)."""
+    signal's shape both), without global motion (whose frames would not match)."""
 
     def claim(meta: dict) -> None:
         meta["hp"]["shape"] = meta["shape"] = shape
+        meta["hp"]["motion"] = []
+
+    return with_metadata(tmp, video_grid_model(tmp), claim)
+
+
+def _video_motion(tmp: Path, motion: object, version: int | None = None) -> Path:
+    """The tiny video grid model (4 frames) claiming this global motion (and format)."""
+
+    def claim(meta: dict) -> None:
+        meta["hp"]["motion"] = motion
+        meta["format"] = version or meta["format"]
 
     return with_metadata(tmp, video_grid_model(tmp), claim)
 

@@ -27,6 +27,7 @@ from tests.conftest import SHARED_DATA
 HANDLER = handler_for_medium("video")
 
 REALSHORT = SHARED_DATA / "video" / "realshort.mp4"
+PHOTO = Path(__file__).parent / "data" / "kodim05_crop256.png"
 TINY = EncodeOptions(steps=60, lr=5e-3, width=32, depth=2, batch_size=2048, device="cpu")
 
 
@@ -341,3 +342,18 @@ def decoded_frames(inr: Path, folder: Path, fps: float) -> np.ndarray:
 def test_a_video_target_is_met_from_below(grid_video: tuple[Path, Path]) -> None:
     bits = grid_video[1].stat().st_size * 8
     assert 0.5 * 1.5 * 12 * 24 * 32 < bits <= 1.5 * 12 * 24 * 32
+
+
+def test_the_default_follows_a_pan_and_can_be_told_not_to(tmp_path: Path) -> None:
+    """A clip panning over a photo, a row and two columns a frame: the file stores that
+    motion in quarter pixels; `-O motion=[]` stores none."""
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    pan = np.stack([photo[40 + t : 72 + t, 2 * t : 48 + 2 * t] for t in range(8)])
+    source = gif(tmp_path / "pan.gif", pan)
+    flags = [*GRID, "--steps", "20"]
+    assert main(["encode", str(source), "-o", str(tmp_path / "m.inr"), *flags]) == 0
+    stored = describe(tmp_path / "m.inr")["hyper_parameters"]["motion"]
+    assert stored == [[4 * t, 8 * t] for t in range(8)]
+    off = [*flags, "-O", "motion=[]"]
+    assert main(["encode", str(source), "-o", str(tmp_path / "n.inr"), *off]) == 0
+    assert describe(tmp_path / "n.inr")["hyper_parameters"]["motion"] == []

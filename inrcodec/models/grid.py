@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inrcodec.coords import grid_coords
+from inrcodec.models import motion as global_motion
 from inrcodec.models.finer import finer
 from inrcodec.models.registry import register
 from inrcodec.models.segments import SegmentedGrid, segmented, spans
@@ -82,6 +83,7 @@ class LatentGridINR(nn.Module):
         context: int,
         post: int = 0,
         stride: list[int] | None = None,
+        motion: list[list[int]] | None = None,
     ) -> None:
         super().__init__()
         if len(shape) != in_features or any(n < 1 for n in shape):
@@ -93,11 +95,13 @@ class LatentGridINR(nn.Module):
         if post and not (post % 2 and 3 <= post <= MAX_POST):
             raise ValueError(f"post must be 0 or an odd kernel size from 3 to {MAX_POST}")
         _check_stride(stride, in_features)
-        shapes = _level_shapes(shape, levels, stride)
+        shapes = _level_shapes(_extent(shape, motion), levels, stride)
         if sum(math.prod(s) for s in shapes) > MAX_LATENTS:
             raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
         self.coordinates = coordinates
         self.shape = list(shape)  # the signal's lattice, which the finest grid may not be
+        self.reach = global_motion.span(motion or [])
+        self.motion = _offsets(motion)  # pixels per frame, or None: no global motion
         self.mode = "bilinear" if in_features == 3 else interpolation
         inputs = levels + (in_features if coordinates else 0)
         # Registration order is storage order: the context model decodes before the grids,
@@ -170,6 +174,9 @@ class LatentGridINR(nn.Module):
     def _points(self, coords: torch.Tensor) -> torch.Tensor:
         """`coords` (N, d) as grid_sample reads them, once for all grids: (x, y, z) order,
         with a batch axis and a row axis; a 1-D signal is a 2-D grid of one row."""
+        if self.motion is not None:
+            motion = self.motion.to(coords)
+            coords = global_motion.warp(coords, motion, self.shape, self.reach)
         points = coords.flip(-1)
         if self.latents[0].dim() == 1:
             points = torch.cat([points, torch.zeros_like(points)], dim=-1)
@@ -259,6 +266,25 @@ def _check_stride(stride: object, dims: int) -> None:
         raise ValueError(f"stride must give 1..{MAX_STRIDE} samples per latent for each axis")
 
 
+def _extent(shape: list[int], motion: list[list[int]] | None) -> list[int]:
+    """The lattice the grids cover: the signal's, widened by how far a video's global
+    motion reaches beyond a frame."""
+    if not motion:
+        return list(shape)
+    global_motion.check(motion, shape)
+    rows, cols = global_motion.span(motion)
+    return [shape[0], shape[1] + rows, shape[2] + cols]
+
+
+def _offsets(motion: list[list[int]] | None) -> torch.Tensor | None:
+    """Offsets in pixels (T, 2) float64, the smallest 0 on each axis (a segment's share
+    of a clip's offsets starts wherever the clip's reached)."""
+    if not motion:
+        return None
+    steps = torch.tensor(motion, dtype=torch.float64, device="cpu")
+    return (steps - steps.min(dim=0).values) / global_motion.STEPS_PER_PIXEL
+
+
 def _linear_macs(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
@@ -305,11 +331,15 @@ def build(
     segment: int = 0,
     overlap: int = 1024,
     stride: list[int] = [],  # noqa: B006 - per axis; [] for one latent per sample
+    motion: list[list[int]] = [],  # noqa: B006 - video: per frame, set by the encoder
 ) -> nn.Module:
     """`segment` > 0: a signal longer than that many samples along its first axis is cut
     into segments of about that length, one grid model each (segments.py). `stride`: samples
-    per latent of the finest grid along each axis."""
+    per latent of the finest grid along each axis. `motion`: a video's global translation,
+    [rows, columns] in quarter pixels per frame (motion.py)."""
     _check_stride(stride, in_features)
+    if motion:
+        global_motion.check(motion, list(shape))
     settings = (
         levels,
         width,
@@ -323,18 +353,21 @@ def build(
     )
     shape = list(shape)
     if not segmented(shape, segment):
-        return LatentGridINR(in_features, out_features, shape, *settings)
+        return LatentGridINR(in_features, out_features, shape, *settings, motion)
     if context or post:
         raise ValueError("segments take no context model or post-filter")
     cuts = spans(shape[0], segment, overlap)
+    shares = [motion[a : b + 1] if motion else None for a, b in cuts]
+    extents = [
+        _extent([b - a + 1, *shape[1:]], share) for (a, b), share in zip(cuts, shares, strict=True)
+    ]
     stored = sum(
-        sum(math.prod(s) for s in _level_shapes([b - a + 1, *shape[1:]], levels, list(stride)))
-        for a, b in cuts
+        sum(math.prod(s) for s in _level_shapes(extent, levels, list(stride))) for extent in extents
     )
     if stored > MAX_LATENTS:
         raise ValueError(f"grids of {shape} hold more than {MAX_LATENTS} latents")
     parts = [
-        LatentGridINR(in_features, out_features, [b - a + 1, *shape[1:]], *settings)
-        for a, b in cuts
+        LatentGridINR(in_features, out_features, [b - a + 1, *shape[1:]], *settings, share)
+        for (a, b), share in zip(cuts, shares, strict=True)
     ]
     return SegmentedGrid(parts, shape[0], cuts)

@@ -59,6 +59,7 @@ FILES: dict[str, tuple[str, list[str]]] = {
         [*GRID, "--lambda", "2e-5", "-O", "segment=300", "-O", "overlap=32"],
     ),
     "v10_video_grid": ("clip", [*GRID, "--steps", "400", "--lambda", "1e-4"]),
+    "v11_video_motion": ("clip", [*GRID, "--steps", "400", "--lambda", "1e-4"]),
 }
 
 
