@@ -12,11 +12,13 @@ from inrcodec.models import build_model
 from inrcodec.models.motion import STEPS_PER_PIXEL, check, track, warp
 
 
-def panning(frames: int, height: int, width: int, velocity: tuple[float, float]) -> np.ndarray:
+def panning(
+    frames: int, height: int, width: int, velocity: tuple[float, float], seed: int = 0
+) -> np.ndarray:
     """(T, H, W, 3) frames of a smooth random texture moving by `velocity` pixels a frame,
     shifted exactly (in the Fourier domain) and cropped from its middle."""
     margin = 32
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     scene = rng.normal(size=(height + 2 * margin, width + 2 * margin))
     u = np.fft.fftfreq(scene.shape[0])[:, None]
     v = np.fft.fftfreq(scene.shape[1])[None, :]
@@ -39,6 +41,16 @@ def test_a_pan_is_tracked_to_within_a_pixel_over_the_clip(velocity):
     want -= want.min(axis=0)
     assert offsets.min(axis=0).tolist() == [0, 0]
     assert np.abs(offsets - want).max() <= 3  # quarter pixels, accumulated over 7 frames
+
+
+def test_a_cut_to_another_scene_is_not_taken_for_motion():
+    """Frames 4-7 show another texture: the tracker moves on from where it was."""
+    first = panning(8, 48, 64, (1.0, 0.0))
+    cut = np.concatenate([first[:4], panning(4, 48, 64, (1.0, 0.0), seed=1)])
+    offsets = np.array(track(cut))
+    assert (offsets[4] == offsets[3]).all()
+    assert np.abs(np.diff(offsets[:4, 0]) + 4).max() <= 1  # a pixel a frame, rows
+    assert np.abs(np.diff(offsets[4:, 0]) + 4).max() <= 1
 
 
 def test_large_frames_are_tracked_at_a_smaller_size_in_their_own_pixels():
