@@ -30,19 +30,21 @@ CONFIDENT = 2.5
 
 def track(frames: np.ndarray) -> list[list[int]]:
     """Per-frame offsets [rows, columns] in quarter pixels (each axis's smallest 0) of the
-    scene point that pixel (0, 0) of each frame shows: frames (T, H, W, C), any range."""
-    luma = np.asarray(frames, dtype=np.float64).mean(axis=-1)
-    factor = max(1, math.ceil(max(luma.shape[1:]) / ANALYSIS_SIDE))
-    if factor > 1:
-        rows, cols = (n // factor * factor for n in luma.shape[1:])
-        t = len(luma)
-        luma = luma[:, :rows, :cols].reshape(t, rows // factor, factor, cols // factor, factor)
-        luma = luma.mean(axis=(2, 4))
-    window = np.outer(np.hanning(luma.shape[1]), np.hanning(luma.shape[2]))
-    spectra = np.fft.fft2((luma - luma.mean(axis=(1, 2), keepdims=True)) * window)
-    moved = np.zeros((len(luma), 2))
-    for t in range(1, len(luma)):
-        moved[t] = moved[t - 1] + _shift(spectra[t - 1], spectra[t]) * factor
+    scene point that pixel (0, 0) of each frame shows: frames (T, H, W, C), any range. Two
+    frames' spectra are held at a time, whatever the clip's length."""
+    height, width = frames.shape[1:3]
+    factor = max(1, math.ceil(max(height, width) / ANALYSIS_SIDE))
+    rows, cols = height // factor, width // factor
+    window = np.outer(np.hanning(rows), np.hanning(cols))
+    moved = np.zeros((len(frames), 2))
+    before = None
+    for t, frame in enumerate(frames):
+        luma = np.asarray(frame[: rows * factor, : cols * factor], np.float64).mean(axis=-1)
+        luma = luma.reshape(rows, factor, cols, factor).mean(axis=(1, 3))
+        after = np.fft.fft2((luma - luma.mean()) * window)
+        if before is not None:
+            moved[t] = moved[t - 1] + _shift(before, after) * factor
+        before = after
     offsets = np.round(-moved * STEPS_PER_PIXEL).astype(np.int64)
     return (offsets - offsets.min(axis=0)).tolist()
 
