@@ -360,29 +360,53 @@ class _MaybeCompiled:
 COMPILE_STEPS, COMPILE_SECONDS = 3000, 600.0
 
 
-def _rate_function(model, config: FitConfig) -> tuple[Callable, list[torch.nn.Parameter]]:
-    """The latents' training bits, and the parameters of the rate model that only training
-    has (the neighbourhood law's gains; a context model's weights are the model's own).
-    The neighbourhood law's elementwise work compiles into a few loops."""
+def _rate_function(model, config: FitConfig) -> tuple[RefreshedRate, list[torch.nn.Parameter]]:
+    """The latents' training rate, and the parameters of the rate model that only training
+    has: under the model's context network (fresh every step; its weights are the
+    model's own), or the neighbourhood law, whose gains are in no file and whose
+    elementwise work compiles into a few loops."""
     if model.context is not None:
-        return (lambda latents: training_bits(latents, model.context)), []
-    rate = NeighbourhoodRate(len(model.latents)).to(model.latents[0].device)
-    return _AlternatingRate(_MaybeCompiled(rate, config)), list(rate.parameters())
+        bits = lambda latents: training_bits(latents, model.context)  # noqa: E731
+        return RefreshedRate(bits, [*model.latents, *model.context.parameters()], 1), []
+    law = NeighbourhoodRate(len(model.latents)).to(model.latents[0].device)
+    gains = list(law.parameters())
+    rate = _MaybeCompiled(law, config)
+    return RefreshedRate(rate, [*model.latents, *gains], config.rate_every), gains
 
 
-class _AlternatingRate:
-    """The neighbourhood rate with the finest grid (3/4 of a 2-D signal's latents) priced on
-    every other step at twice its weight: the same expected gradient for 4-9 % less CPU a
-    step (768x512, one thread, eight interleaved repeats: best 24.7 against 27.3 ms, median
-    30.8 against 32.2). At an equal 10,000 steps towards 1 bpp, kodim05 29.77 dB at 0.972
-    bpp against 29.78 at 0.973, kodim15 36.76 at 0.976 against 36.77 at 0.978."""
+class RefreshedRate:
+    """The rate term's gradient, computed afresh every `every` steps and added, scaled by
+    the step's λ/N, to the gradients of the steps in between. The rate of half a million
+    latents cost as much as a batch's distortion (17.5 against 16.5 ms, kodim05, 2 cores);
+    the latents move little in a few steps, so a gradient a few steps old prices them
+    nearly as well. Unlike a rate priced on a random share at a larger weight (tried and
+    withdrawn: docs/experiments.md), every step sees the same size of gradient, so
+    Adam's per-latent normalisation is not thrown by rare large ones."""
 
-    def __init__(self, rate: Callable[..., torch.Tensor]) -> None:
-        self.rate, self.steps = rate, 0
+    def __init__(
+        self, bits: Callable[[list[torch.Tensor]], torch.Tensor], parameters: list, every: int
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"rate_every must be at least 1, not {every}")
+        self.bits, self.parameters, self.every = bits, parameters, every
+        self.steps = 0
+        self.gradients: tuple[torch.Tensor | None, ...] = ()
 
-    def __call__(self, latents: list[torch.Tensor]) -> torch.Tensor:
+    def add_gradients(self, noisy: list[torch.Tensor], weight: float) -> None:
+        """Add `weight` × the rate's gradient to every parameter's, refreshing it first when
+        due (`noisy`: the step's quantization stand-ins, built from the latents)."""
+        if self.steps % self.every == 0:
+            self.gradients = torch.autograd.grad(
+                self.bits(noisy), self.parameters, allow_unused=True
+            )
         self.steps += 1
-        return self.rate(latents, 2 if self.steps % 2 else 0)
+        for parameter, gradient in zip(self.parameters, self.gradients, strict=True):
+            if gradient is None:
+                continue
+            if parameter.grad is None:
+                parameter.grad = gradient * weight
+            else:
+                parameter.grad.add_(gradient, alpha=weight)
 
 
 def _distortion_function(model, config: FitConfig) -> _MaybeCompiled:
@@ -397,7 +421,7 @@ def _distortion_function(model, config: FitConfig) -> _MaybeCompiled:
 class _Parts(NamedTuple):
     """What a training step calls besides the model."""
 
-    rate: Callable[[list[torch.Tensor]], torch.Tensor]
+    rate: RefreshedRate
     distortion: _MaybeCompiled
     noise: NoiseSource
     batches: Batches
@@ -418,13 +442,12 @@ def _step(model, optimizer, coords, targets, config: FitConfig, lam, progress: f
         if 0 < config.batch_size < n:
             batch = batches()
             coords, targets = coords.index_select(0, batch), targets.index_select(0, batch)
-        if frozen:
-            loss = distortion(list(model.latents), coords, targets)
-        else:
-            latents = noise(list(model.latents))
-            loss = distortion(latents, coords, targets) + lam * rate(latents) / n
+        latents = list(model.latents) if frozen else noise(list(model.latents))
+        loss = distortion(latents, coords, targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if not frozen:
+        rate.add_gradients(latents, lam / n)
     optimizer.step()
 
 

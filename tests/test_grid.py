@@ -201,9 +201,9 @@ def test_an_isolated_nonzero_costs_more_than_one_among_busy_neighbours():
     assert cost_alone > cost_busy + 20  # 33.5 against −5.3 bits (the neighbours gain)
 
 
-def test_training_prices_the_finest_grid_on_alternate_steps_at_twice_its_weight():
-    """Two consecutive training rates add up to twice the full rate (the same expected
-    gradient), and the finest grid gets no gradient from the rate on the step it is skipped."""
+def test_the_rate_gradient_is_refreshed_every_few_steps_and_added_at_each_steps_weight():
+    """Between refreshes each step adds the last fresh gradient of the bits at its own
+    weight (λ/N): the latents having moved does not change it until the next refresh."""
     from inrcodec import rd_fitting
     from inrcodec.options import FitConfig
 
@@ -211,16 +211,27 @@ def test_training_prices_the_finest_grid_on_alternate_steps_at_twice_its_weight(
     with torch.no_grad():
         for grid in model.latents:
             grid.normal_(0, 2)
-    rate, _gains = rd_fitting._rate_function(model, FitConfig(steps=10, compile="off"))
+    rate, gains = rd_fitting._rate_function(model, FitConfig(compile="off", rate_every=3))
     grids = list(model.latents)
-    full = latents.NeighbourhoodRate(3)(grids)
-    priced, skipped = rate(grids), rate(grids)
-    assert torch.allclose(priced + skipped, 2 * full)
-    assert skipped < full < priced
-    coarse = latents.NeighbourhoodRate(2)(grids[:-1])
-    assert torch.allclose(skipped, coarse)
-    assert torch.autograd.grad(rate(grids), grids[-1])[0].abs().sum() > 0
-    assert torch.autograd.grad(rate(grids), grids[-1], allow_unused=True)[0] is None
+
+    def fresh() -> list[torch.Tensor]:
+        law = latents.NeighbourhoodRate(3)
+        law.log_gain.data.copy_(gains[0].detach())
+        return list(torch.autograd.grad(law(grids), grids))
+
+    first = fresh()
+    for weight in (1.0, 0.5, 2.0, 1.0):
+        for grid in grids:
+            grid.grad = None
+        expected = fresh() if rate.steps % 3 == 0 and rate.steps else first
+        rate.add_gradients(grids, weight)
+        for grid, gradient in zip(grids, expected, strict=True):
+            assert torch.allclose(grid.grad, weight * gradient)
+        assert gains[0].grad is not None  # the law's gains train too
+        with torch.no_grad():
+            for grid in grids:
+                grid.add_(0.3)  # the latents move; the stale gradient does not follow
+    assert not torch.allclose(fresh()[0], first[0])
 
 
 def test_an_evaluation_decodes_the_signal_only_when_a_report_or_a_quality_target_needs_it(

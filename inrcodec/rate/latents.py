@@ -152,16 +152,13 @@ class NeighbourhoodRate(nn.Module):
         super().__init__()
         self.log_gain = nn.Parameter(torch.zeros(levels))
 
-    def forward(self, latents: list[torch.Tensor], finest: int = 1) -> torch.Tensor:
-        """The bits of all grids, the finest one's counted `finest` times (0: its work is
-        skipped; training prices it on alternate steps, twice)."""
+    def forward(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """The bits of all grids."""
         total = latents[0].new_zeros(())
-        for index, (grid, log_gain) in enumerate(zip(latents, self.log_gain, strict=True)):
-            weight = finest if index == len(latents) - 1 else 1
-            if weight:
-                context = neighbour_magnitude(grid).detach()
-                scale = (context * torch.exp(log_gain)).clamp_min(MIN_TRAINING_SCALE)
-                total = total + weight * laplace_bits(grid, grid.new_zeros(()), scale).sum()
+        for grid, log_gain in zip(latents, self.log_gain, strict=True):
+            context = neighbour_magnitude(grid).detach()
+            scale = (context * torch.exp(log_gain)).clamp_min(MIN_TRAINING_SCALE)
+            total = total + laplace_bits(grid, grid.new_zeros(()), scale).sum()
         return total
 
 
