@@ -43,7 +43,7 @@ class FitConfig:
         16384, "Random coordinates per step; 0 (or more than the grid) = full batch."
     )
     eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
-    rate_every: int = 4  # latent grids: steps between fresh gradients of the rate term
+    rate_every: int = 8  # latent grids: steps between fresh gradients of the rate term
     seed: int = option(3407, "Random seed (initialisation and mini-batch sampling).")
     time_budget: float | None = option(
         None,

@@ -36,3 +36,17 @@ def test_each_file_is_compared_with_the_anchor_on_its_own_image_at_its_own_rate(
     table = rd.gap_table(rows, meta)
     assert "| grid | 0.25 | 2 | -0.25 (-1.00, +0.50) |" in table
     assert "| grid | 1 | 1 | – |" in table
+
+
+def test_the_per_image_bd_rate_fits_each_image_on_its_own_points_then_averages(rd):
+    """One image where inrcodec needs 10 % fewer bits than the anchor at every PSNR, one
+    where it needs 20 % more: the mean is +5 %, the worst +20 %, the best −10 %."""
+    rows = []
+    for image, factor in (("a", 0.9), ("b", 1.2)):
+        for quality, bpp in enumerate((0.1, 0.2, 0.4, 0.8, 1.6)):
+            rows.append(row(image, "webp", "anchor", quality, bpp, 30 + 3 * math.log2(bpp)))
+        for target in (0.25, 0.5, 1.0):
+            psnr = 30 + 3 * math.log2(target)
+            rows.append(row(image, "grid", "inrcodec", target, target * factor, psnr))
+    meta = {"anchors": ["webp"], "curves": {"grid": ""}, "rates": [0.25, 0.5, 1.0]}
+    assert rd.per_image_bd_table(rows, meta)[-1] == "| grid | 2 | +5.0 (+20.0, -10.0) over 2 |"
