@@ -327,10 +327,8 @@ def gap_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
 
 def per_image_bd_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     """BD-rate of each inrcodec curve against each anchor on each image's own points, then
-    the mean, worst and best over images. The mean curves pool rates: at one anchor
-    quality the images' rates differ, and PSNR is concave in rate, so averaging them
-    lowers the anchor's mean curve against a codec that hits the same rate on every
-    image. This view has no such pooling; an image without overlap is left out."""
+    the mean, worst and best over images (why: the report's "Per image: BD-rate"); an
+    image without overlap is left out."""
     anchors = [a for a in meta["anchors"] if any(r["codec"] == a for r in rows)]
     head = " | ".join(f"vs {a}: mean (worst, best) %" for a in anchors)
     lines = [f"| curve | images | {head} |", "|---|---|" + "---|" * len(anchors)]
