@@ -43,8 +43,10 @@ from inrcodec.render import chunk_points
 
 NOISE_SHARE = 0.85  # share of the run with noisy latents; then they are rounded, frozen
 PEAK_SQUARED = 4.0  # the transformed domain spans [-1, 1]
-MAX_LAMBDA_FACTOR = 2.0  # the controller changes λ by at most this per evaluation
+MAX_LAMBDA_STEP = 2.0  # the controller changes λ by at most this factor per evaluation …
+MAX_LAMBDA_CUT = 8.0  # … except that it divides λ by up to this while the bits fall under their aim
 LOOKAHEAD = 3  # evaluations ahead the controller extrapolates the bits along their trend
+PATIENCE = 8  # … and how long falling bits may take to reach their aim before λ rises again
 EXACT_SECONDS = 15.0  # how often the controller measures the file's latent bytes exactly …
 EXACT_SHARE = 0.05  # … at most: a slower machine measures less often, at this share of the time
 DECODE_SHARE = 0.05  # progress decodes the whole signal at most at this share of the time
@@ -60,15 +62,29 @@ class Target:
     quality: float | None = None
     limit: float | None = None
 
-    def factor(self, bits: float, quality: float) -> float:
-        """How much to multiply λ by after an evaluation that measured `bits` and `quality`."""
-        if self.bits is not None:
-            ratio = (bits / self.bits) ** 2
-        elif self.quality is not None:
-            ratio = 2 ** (quality - self.quality)
-        else:
-            return 1.0
-        return min(MAX_LAMBDA_FACTOR, max(1 / MAX_LAMBDA_FACTOR, ratio))
+    def factor(self, bits: float, trend: float, quality: float) -> float:
+        """How much to multiply λ by after an evaluation that measured `quality`, and
+        `bits` that changed by `trend` since the last.
+
+        The bits are judged LOOKAHEAD evaluations ahead along their trend: latents keep
+        filling in for many evaluations after λ falls (steering on the level alone, the
+        2-minute default froze kodim23's latents 11 % above a 1-bpp aim; three ahead, 1 %
+        under it). Towards a low rate the bits sit on a plateau while λ climbs, then
+        collapse: the neighbourhood law's sparsity feeds itself, 0.44 to 0.05 bpp in 500
+        steps. So λ does not rise while the bits fall fast enough to reach their aim within
+        PATIENCE evaluations (Adam shrinks the latents at its learning rate's pace, so a
+        rise cannot hurry them, only deepen where they end), and while they fall under
+        it, λ falls up to MAX_LAMBDA_CUT-fold, to catch a collapse before it deepens.
+        Bounded 2x both ways, 4 of 24 Kodak images froze at a third to a half of a
+        0.25-bpp target (docs/experiments.md, 2026-12-06)."""
+        if self.bits is None:
+            ratio = 1.0 if self.quality is None else 2 ** (quality - self.quality)
+            return min(MAX_LAMBDA_STEP, max(1 / MAX_LAMBDA_STEP, ratio))
+        ratio = (max(0.0, bits + LOOKAHEAD * trend) / self.bits) ** 2
+        if ratio > 1 and bits + PATIENCE * trend <= self.bits:
+            ratio = 1.0
+        cut = MAX_LAMBDA_CUT if trend < 0 else MAX_LAMBDA_STEP
+        return min(MAX_LAMBDA_STEP, max(1 / cut, ratio))
 
 
 class NoiseSource:
@@ -270,14 +286,8 @@ class _Monitor:
     def evaluate(self, done: int, elapsed: float, lam: float, steering: bool) -> float:
         """Judge the rounded latents; report; return λ steered towards the target (kept
         once the latents are frozen: then λ is final and the exact bytes need no measure).
-
-        The bits steered on are extrapolated LOOKAHEAD evaluations ahead along their last
-        change (latents keep filling in for many evaluations after λ falls): steering on
-        the level alone overshot a 1-bpp target by 15 % in a 4,000-step run and froze 6 %
-        above it; one evaluation ahead, the 2-minute default towards 1 bpp still froze
-        kodim23's latents 11 % above their aim (λ fell to 1.4e-5, then rose to 3.9e-5 while
-        the bits kept climbing), three ahead 1 % under it (λ settled at 3.7e-5). The trend
-        is taken on the quick estimate, so a new exact ratio does not read as a change."""
+        The bits' trend is taken on the quick estimate, so a new exact ratio does not read
+        as a change."""
         report = self.on_progress is not None and elapsed - self.last_report >= 0.5
         steer_quality = self.target.quality is not None
         judged = steer_quality or (report and elapsed >= self.next_decode)  # else bits alone
@@ -305,9 +315,8 @@ class _Monitor:
         if not (done and steering):  # untrained, or λ final
             return lam
         trend = 0.0 if self.last_estimate is None else bits - self.last_estimate
-        ahead = max(0.0, bits + LOOKAHEAD * trend)
         self.last_estimate = bits
-        return lam * self.target.factor(ahead * self.ratio, score)
+        return lam * self.target.factor(bits * self.ratio, trend * self.ratio, score)
 
 
 def _progress(config: FitConfig, done: int, elapsed: float) -> float:

@@ -417,12 +417,43 @@ def test_predictively_coded_latents_need_their_format(grid_files):
 
 
 def test_the_lambda_controller_steers_towards_its_target():
-    from inrcodec.rd_fitting import MAX_LAMBDA_FACTOR, Target
+    from inrcodec.rd_fitting import MAX_LAMBDA_CUT, MAX_LAMBDA_STEP, Target
 
-    assert Target(bits=1000).factor(1100, 30.0) == pytest.approx(1.21)  # over: more λ
-    assert Target(bits=1000).factor(100, 30.0) == 1 / MAX_LAMBDA_FACTOR  # far under: bounded
-    assert Target(quality=30.0).factor(0, 31.0) == 2.0  # 1 dB too good: trade it for bits
-    assert Target().factor(123, 45.0) == 1.0
+    target = Target(bits=1000)
+    assert target.factor(1100, 0, 30.0) == pytest.approx(1.21)  # over: more λ
+    assert target.factor(9000, 0, 30.0) == MAX_LAMBDA_STEP  # far over: bounded
+    assert target.factor(100, 0, 30.0) == 1 / MAX_LAMBDA_STEP  # far under, steady: bounded
+    assert target.factor(100, -50, 30.0) == 1 / MAX_LAMBDA_CUT  # collapsing: cut harder
+    assert target.factor(800, 100, 30.0) == pytest.approx(1.21)  # judged three ahead
+    assert Target(quality=30.0).factor(0, 0, 31.0) == 2.0  # 1 dB too good: trade it for bits
+    assert Target().factor(123, 0, 45.0) == 1.0
+
+
+def test_lambda_does_not_rise_while_the_bits_fall_to_their_aim_on_their_own():
+    from inrcodec.rd_fitting import Target
+
+    target = Target(bits=1000)
+    assert target.factor(1500, -100, 30.0) == 1.0  # over now, at the aim within the patience
+    assert target.factor(1500, -30, 30.0) == pytest.approx(1.41**2)  # too slowly: more λ
+    assert target.factor(700, -100, 30.0) == pytest.approx(0.16)  # falling under: λ falls
+
+
+def test_the_controller_holds_lambda_while_the_bits_it_measures_fall(monkeypatch):
+    """Scripted readings: bits far over the aim but falling by 10 % an evaluation; λ rises
+    at first (no trend yet), then holds, then rises again once the fall stalls."""
+    from types import SimpleNamespace
+
+    from inrcodec import rd_fitting
+    from inrcodec.options import FitConfig
+
+    readings = iter([2000.0, 1800.0, 1620.0, 1610.0])
+    monkeypatch.setattr(rd_fitting, "_evaluate", lambda *a, **k: (next(readings), 30.0, 0.1))
+    model = SimpleNamespace(context=None, latents=[torch.zeros(1)])
+    points, target = torch.zeros(10, 2), rd_fitting.Target(bits=1000)
+    monitor = rd_fitting._Monitor(model, points, points, None, target, None, FitConfig())
+    monitor.last_exact, monitor.exact_interval = 0.0, math.inf  # the scripted bits are exact
+    lams = [monitor.evaluate(done, 0.0, 1.0, steering=True) for done in (1, 2, 3, 4)]
+    assert lams == [2.0, 1.0, 1.0, 2.0]
 
 
 def test_training_honours_its_time_budget_and_stores_integers():
@@ -511,10 +542,9 @@ def test_a_failing_compiled_rd_step_falls_back_unless_out_of_memory(monkeypatch,
             rd_fitting.fit_rd(*problem, 1e-3)
 
 
-def test_the_controller_steers_on_the_bits_extrapolated_along_their_trend(monkeypatch):
-    """Bits still rising by 100 an evaluation are steered on as if already 300 higher (three
-    evaluations ahead), so λ rises before the latents overshoot; the file's exact bytes
-    scale the estimate."""
+def test_the_controller_judges_the_bits_and_their_trend_at_the_files_scale(monkeypatch):
+    """The target sees the bits and their change since the last evaluation, both scaled by
+    the file's exact bytes over the quick estimate (Target extrapolates them)."""
     from inrcodec import rd_fitting
 
     estimates = iter([0.0, 1000.0, 1100.0, 1200.0, 1150.0])
@@ -525,10 +555,10 @@ def test_the_controller_steers_on_the_bits_extrapolated_along_their_trend(monkey
     class Recording(rd_fitting.Target):
         def __init__(self) -> None:
             super().__init__()
-            self.seen: list[float] = []
+            self.seen: list[tuple[float, float]] = []
 
-        def factor(self, bits: float, quality: float) -> float:
-            self.seen.append(bits)
+        def factor(self, bits: float, trend: float, quality: float) -> float:
+            self.seen.append((bits, trend))
             return 1.0
 
     model, coords, targets, config = small_rd_problem("off")
@@ -537,9 +567,8 @@ def test_the_controller_steers_on_the_bits_extrapolated_along_their_trend(monkey
     for done in range(5):
         monitor.evaluate(done, elapsed=float(done), lam=1e-3, steering=True)
     # ratio 2 (exact 2000 over the first estimate 1000); the first trained evaluation has
-    # no trend yet; then 1100 + 3·100, 1200 + 3·100, 1150 − 3·50, each doubled
-    assert rd_fitting.LOOKAHEAD == 3
-    assert target.seen == [2000.0, 2800.0, 3000.0, 2000.0]
+    # no trend yet
+    assert target.seen == [(2000.0, 0.0), (2200.0, 200.0), (2400.0, 200.0), (2300.0, -100.0)]
 
 
 @pytest.mark.parametrize(
@@ -617,7 +646,7 @@ def test_lambda_stops_moving_once_the_latents_are_frozen():
     from inrcodec.rd_fitting import NOISE_SHARE, Target, fit_rd
 
     class Doubling(Target):
-        def factor(self, bits: float, quality: float) -> float:
+        def factor(self, bits: float, trend: float, quality: float) -> float:
             return 2.0
 
     model = build_model("grid", 2, 3, shape=[6, 5], levels=2, width=4)
