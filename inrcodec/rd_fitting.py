@@ -44,7 +44,7 @@ from inrcodec.render import chunk_points
 NOISE_SHARE = 0.85  # share of the run with noisy latents; then they are rounded, frozen
 PEAK_SQUARED = 4.0  # the transformed domain spans [-1, 1]
 MAX_LAMBDA_STEP = 2.0  # the controller changes λ by at most this factor per evaluation …
-MAX_LAMBDA_CUT = 8.0  # … except that it divides λ by up to this while the bits fall under their aim
+MAX_LAMBDA_CUT = 8.0  # … but divides it by up to this while the bits fall under their aim
 LOOKAHEAD = 3  # evaluations ahead the controller extrapolates the bits along their trend
 PATIENCE = 8  # … and how long falling bits may take to reach their aim before λ rises again
 EXACT_SECONDS = 15.0  # how often the controller measures the file's latent bytes exactly …
@@ -73,17 +73,18 @@ class Target:
         collapse: the neighbourhood law's sparsity feeds itself, 0.44 to 0.05 bpp in 500
         steps. So λ does not rise while the bits fall fast enough to reach their aim within
         PATIENCE evaluations (Adam shrinks the latents at its learning rate's pace, so a
-        rise cannot hurry them, only deepen where they end), and while they fall under
-        it, λ falls up to MAX_LAMBDA_CUT-fold, to catch a collapse before it deepens.
-        Bounded 2x both ways, 4 of 24 Kodak images froze at a third to a half of a
-        0.25-bpp target (docs/experiments.md, 2026-12-06)."""
+        rise cannot hurry them, only deepen where they end), and while they are under it
+        and still falling, λ falls up to MAX_LAMBDA_CUT-fold, to catch a collapse before it
+        deepens. Bounded 2x both ways, 4 of 24 Kodak images froze at a third to a half of a
+        0.25-bpp target; cutting on any fall set up a cycle on a textured photo, whose bits
+        answer λ at once (docs/experiments.md, 2026-12-06, eighth session)."""
         if self.bits is None:
             ratio = 1.0 if self.quality is None else 2 ** (quality - self.quality)
             return min(MAX_LAMBDA_STEP, max(1 / MAX_LAMBDA_STEP, ratio))
         ratio = (max(0.0, bits + LOOKAHEAD * trend) / self.bits) ** 2
         if ratio > 1 and bits + PATIENCE * trend <= self.bits:
             ratio = 1.0
-        cut = MAX_LAMBDA_CUT if trend < 0 else MAX_LAMBDA_STEP
+        cut = MAX_LAMBDA_CUT if trend < 0 and bits < self.bits else MAX_LAMBDA_STEP
         return min(MAX_LAMBDA_STEP, max(1 / cut, ratio))
 
 

@@ -424,6 +424,7 @@ def test_the_lambda_controller_steers_towards_its_target():
     assert target.factor(9000, 0, 30.0) == MAX_LAMBDA_STEP  # far over: bounded
     assert target.factor(100, 0, 30.0) == 1 / MAX_LAMBDA_STEP  # far under, steady: bounded
     assert target.factor(100, -50, 30.0) == 1 / MAX_LAMBDA_CUT  # collapsing: cut harder
+    assert target.factor(1200, -400, 30.0) == 1 / MAX_LAMBDA_STEP  # over, falling: bounded
     assert target.factor(800, 100, 30.0) == pytest.approx(1.21)  # judged three ahead
     assert Target(quality=30.0).factor(0, 0, 31.0) == 2.0  # 1 dB too good: trade it for bits
     assert Target().factor(123, 0, 45.0) == 1.0
