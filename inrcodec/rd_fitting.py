@@ -64,20 +64,11 @@ class Target:
 
     def factor(self, bits: float, trend: float, quality: float) -> float:
         """How much to multiply λ by after an evaluation that measured `quality`, and
-        `bits` that changed by `trend` since the last.
-
-        The bits are judged LOOKAHEAD evaluations ahead along their trend: latents keep
-        filling in for many evaluations after λ falls (steering on the level alone, the
-        2-minute default froze kodim23's latents 11 % above a 1-bpp aim; three ahead, 1 %
-        under it). Towards a low rate the bits sit on a plateau while λ climbs, then
-        collapse: the neighbourhood law's sparsity feeds itself, 0.44 to 0.05 bpp in 500
-        steps. So λ does not rise while the bits fall fast enough to reach their aim within
-        PATIENCE evaluations (Adam shrinks the latents at its learning rate's pace, so a
-        rise cannot hurry them, only deepen where they end), and while they are under it
-        and still falling, λ falls up to MAX_LAMBDA_CUT-fold, to catch a collapse before it
-        deepens. Bounded 2x both ways, 4 of 24 Kodak images froze at a third to a half of a
-        0.25-bpp target; cutting on any fall set up a cycle on a textured photo, whose bits
-        answer λ at once (docs/experiments.md, 2026-12-06, eighth session)."""
+        `bits` that changed by `trend` since the last. The bits are judged LOOKAHEAD
+        evaluations ahead (latents keep filling in after λ falls). λ does not rise while
+        they fall fast enough to reach their aim within PATIENCE evaluations, and falls up
+        to MAX_LAMBDA_CUT-fold once they are under it and still falling: towards low rates
+        the bits lag λ, then collapse (docs/design.md, "The λ controller")."""
         if self.bits is None:
             ratio = 1.0 if self.quality is None else 2 ** (quality - self.quality)
             return min(MAX_LAMBDA_STEP, max(1 / MAX_LAMBDA_STEP, ratio))
