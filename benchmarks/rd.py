@@ -119,13 +119,16 @@ def anchor_point(reference: np.ndarray, codec: str, quality: int, threads: int) 
     }
 
 
-def reported_psnr(stdout: str) -> float | None:
-    """The encoder's own PSNR, kept only as a cross-check of the one measured here."""
+def reported(stdout: str) -> dict[str, float | None]:
+    """The encoder's own PSNR, kept only as a cross-check of the one measured here, and
+    its training steps: a slower machine makes fewer in the same budget, so results
+    measured on different machines compare only with their steps beside them."""
     try:
-        value = json.loads(stdout)["metrics"]["psnr"]
+        report = json.loads(stdout)
+        values = {"reported_psnr": report["metrics"]["psnr"], "steps": report["steps"]}
     except (ValueError, KeyError, TypeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+        return {"reported_psnr": None, "steps": None}
+    return {k: float(v) if isinstance(v, (int, float)) else None for k, v in values.items()}
 
 
 def inr_point(
@@ -155,7 +158,7 @@ def inr_point(
             "bytes": os.path.getsize(inr),
             "psnr": quality,
             **spent,
-            "reported_psnr": reported_psnr(encoded.stdout),
+            **reported(encoded.stdout),
         }
 
 
@@ -367,17 +370,18 @@ def timing_table(rows: list[dict[str, Any]], codecs: Iterable[str]) -> list[str]
 
 def inr_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| curve | image | target bpp | bytes | bpp | PSNR | encode s (peak MB) | decode s (MB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| curve | image | target bpp | bytes | bpp | PSNR | steps | encode s (peak MB) "
+        "| decode s (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in rows if r["kind"] == "inrcodec"):
         start = f"| {r['codec']} | {r['image']} | {r['setting']:g} |"
         if "error" in r:
-            lines.append(f"{start} failed | | | | {cell(r.get('encode_s'), 1)} | |")
+            lines.append(f"{start} failed | | | | | {cell(r.get('encode_s'), 1)} | |")
             continue
         lines.append(
-            f"{start} {r['bytes']} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
-            f"{r['encode_s']:.1f} ({_mb(r)}) | {r['decode_s']:.2f} ({_mb(r, 'decode')}) |"
+            f"{start} {r['bytes']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {cell(r.get('steps'), 0)} "
+            f"| {r['encode_s']:.1f} ({_mb(r)}) | {r['decode_s']:.2f} ({_mb(r, 'decode')}) |"
         )
     return lines
 

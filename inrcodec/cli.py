@@ -128,7 +128,7 @@ def _summary_table(outcomes: list, columns: list[tuple[str, str]]) -> None:
             f"[{style}]{o.status}[/{style}]" if style else o.status,
             *values,
             f"{o.seconds:.1f}",
-            o.message,
+            o.message or "; ".join(o.result.get("warnings", [])),
         )
     err.print(table)
 
@@ -263,6 +263,9 @@ def encode(
         _print_json(report)
     elif not quiet:
         _print_encode(report)
+    if not quiet:
+        for warning in report.get("warnings", []):
+            err.print(f"warning: {warning}", markup=False)
     if report.get("stop_reason") == "interrupted":
         raise typer.Exit(130)
 

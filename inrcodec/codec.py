@@ -52,6 +52,7 @@ class EncodeReport:
     # `--lambda` at this value trains towards about the same rate without steering.
     lam: float | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)  # a size/precision search
+    warnings: list[str] = field(default_factory=list)  # what the user should know of the file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,6 +237,7 @@ def encode_file(
         metrics=metrics,
         lam=chosen.result.lam,
         trials=[t.to_dict() for t in trials],
+        warnings=list(chosen.result.warnings),
     )
 
 

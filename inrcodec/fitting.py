@@ -48,6 +48,7 @@ class FitResult:
     stop_reason: str  # "steps", "time-budget", "target-psnr", "plateau" or "interrupted"
     compiled: bool = False  # whether torch.compile ran the training steps
     lam: float | None = None  # rate–distortion fits: the λ the run ended at
+    warnings: tuple[str, ...] = ()  # what the user should know about the result
 
 
 Quality = Callable[[torch.Tensor], float]  # full-grid prediction (N, C) -> dB (PSNR or SNR)

@@ -160,17 +160,20 @@ class Patches:
         return flat_padded.reshape(-1), flat_inner.reshape(-1)
 
 
-def _freeze(model, target: Target | None) -> None:
+def _freeze(model, target: Target | None) -> float:
     """Round the latents in place to the integers the file will store, and stop their
     gradients: from here on only the networks train. Should those integers exceed the
     target's limit (its λ controller had too few evaluations to settle: a smooth image
     towards 1 bpp in 2 minutes froze 11 % above its aim, 8 % above the limit), round with a
     dead zone instead, |x| < ½ + t to zero, t the smallest found (by bisection) that brings
     them to the target: the file then keeps its budget, and the synthesis its remaining
-    steps to adapt to the zeros."""
+    steps to adapt to the zeros. Returns the rounded integers' bits over the limit (0
+    without a limit)."""
     with torch.no_grad():
         grids = [grid.detach().clone() for grid in model.latents]
-        if target is None or target.limit is None or _bits(model, grids, 0.0) <= target.limit:
+        limit = None if target is None else target.limit
+        over = 0.0 if limit is None else _bits(model, grids, 0.0) / limit
+        if over <= 1:
             width = 0.0
         else:
             low, width = 0.0, float(max(grid.abs().max() for grid in grids))
@@ -182,6 +185,22 @@ def _freeze(model, target: Target | None) -> None:
                     low = middle
         for grid, values in zip(model.latents, grids, strict=True):
             grid.copy_(_dead_zoned(values, width)).requires_grad_(False)
+    return over
+
+
+# Latents frozen at this multiple of their budget lose most of what they hold to the dead
+# zone: kodim05 towards 0.25 bpp froze at 3.2x in 20 s (16.4 dB) and 2.2x in 40 s (18.8
+# dB), against 23.1 dB in the default's 120 s (docs/experiments.md, ninth session).
+UNSETTLED_OVER = 1.5
+
+
+def _unsettled(over: float) -> str:
+    """The warning for latents that froze `over` times their budget."""
+    return (
+        f"the rate had not settled when the latents froze ({over:.1f}x their share of the "
+        "target), so most were zeroed to meet it, at a cost in quality: give the "
+        "encode more time or aim at a higher rate"
+    )
 
 
 def _bits(model, grids: list[torch.Tensor], width: float) -> float:
@@ -226,13 +245,14 @@ def fit_rd(
     monitor = _Monitor(
         model, coords, targets, quality, target or Target(), on_progress, config, clock=clock
     )
-    start, done, reason, frozen = clock(), 0, "steps", False
+    start, done, reason, frozen, warnings = clock(), 0, "steps", False, ()
     try:
         while True:
             elapsed = clock() - start
             progress = _progress(config, done, elapsed)
             if not frozen and progress >= NOISE_SHARE:
-                _freeze(model, target)
+                over = _freeze(model, target)
+                warnings = (_unsettled(over),) if over >= UNSETTLED_OVER else ()
                 frozen = True
             if done % config.eval_every == 0:
                 lam = monitor.evaluate(done, elapsed, lam, steering=progress < NOISE_SHARE)
@@ -252,7 +272,9 @@ def fit_rd(
     _bits, _score, mse = _evaluate(model, coords, targets, None)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     compiled = distortion.ran_compiled  # the steps' synthesis and loss
-    return FitResult(state, done, clock() - start, mse, reason, lam=lam, compiled=compiled)
+    return FitResult(
+        state, done, clock() - start, mse, reason, compiled, lam=lam, warnings=warnings
+    )
 
 
 @dataclass

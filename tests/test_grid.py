@@ -336,18 +336,24 @@ def test_the_report_gives_the_lambda_the_training_ended_at(tmp_path, capsys):
         reports[name] = json.loads(capsys.readouterr().out)
     assert reports["fixed"]["lam"] == 5e-3
     assert reports["steered"]["lam"] > 0 and reports["steered"]["lam"] != LATENT_LAMBDA
+    assert reports["fixed"]["warnings"] == []  # no target: nothing to settle
 
 
-def test_a_budget_the_rate_control_did_not_reach_is_kept_by_a_dead_zone(tmp_path):
+def test_a_budget_the_rate_control_did_not_reach_is_kept_by_a_dead_zone(tmp_path, capsys):
     """150 steps are too few for the λ controller to steer (it evaluates every 250): plain
     rounding left this 256x256 crop's file at 8,317 bytes against a 4,096-byte budget, and
     the encode failed. The freeze now rounds with a dead zone just wide enough to fit,
-    which keeps thousands of nonzero latents."""
+    which keeps thousands of nonzero latents, and the report warns that it cost quality."""
+    import json
+
     from inrcodec import rd_fitting
 
-    flags = ("--steps", "150", "--target-bpp", "0.5", "-O", "post=0")
+    capsys.readouterr()
+    flags = ("--steps", "150", "--target-bpp", "0.5", "-O", "post=0", "--json")
     path = encode(tmp_path, "squeezed", *flags, source=DATA / "kodim05_crop256.png")
     assert path.stat().st_size <= 4096
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "had not settled" in warning
     stored = container.read(path).state
     assert sum(int(stored[f"latents.{i}"].count_nonzero()) for i in range(7)) > 1000
     values = torch.tensor([-2.4, -1.2, -0.7, 0.3, 0.6, 1.4, 2.6])

@@ -50,3 +50,10 @@ def test_the_per_image_bd_rate_fits_each_image_on_its_own_points_then_averages(r
             rows.append(row(image, "grid", "inrcodec", target, target * factor, psnr))
     meta = {"anchors": ["webp"], "curves": {"grid": ""}, "rates": [0.25, 0.5, 1.0]}
     assert rd.per_image_bd_table(rows, meta)[-1] == "| grid | 2 | +5.0 (+20.0, -10.0) over 2 |"
+
+
+def test_each_encode_keeps_its_steps_beside_its_psnr(rd):
+    """Machines differ in speed, so a result keeps the steps its time budget bought."""
+    report = '{"steps": 6496, "metrics": {"psnr": 29.55}}'
+    assert rd.reported(report) == {"reported_psnr": 29.55, "steps": 6496.0}
+    assert rd.reported("not json") == {"reported_psnr": None, "steps": None}

@@ -175,4 +175,5 @@ def _combined(model: Any, results: list[FitResult], shares: list[float]) -> FitR
         results[-1].stop_reason,
         compiled=any(r.compiled for r in results),
         lam=statistics.median(lams) if lams else None,
+        warnings=tuple(dict.fromkeys(w for r in results for w in r.warnings)),
     )
