@@ -198,8 +198,8 @@ def _unsettled(over: float) -> str:
     """The warning for latents that froze `over` times their budget."""
     return (
         f"the rate had not settled when the latents froze ({over:.1f}x their share of the "
-        "target), so most were zeroed to meet it, at a cost in quality: give the "
-        "encode more time or aim at a higher rate"
+        "target); zeroing enough of them to meet it cost quality: give the encode more "
+        "time or aim at a higher rate"
     )
 
 
