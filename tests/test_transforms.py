@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -202,10 +202,19 @@ def signals(draw: st.DrawFn) -> np.ndarray:
     return x
 
 
+def _few_large_among_zeros() -> np.ndarray:
+    """Found by this test: Box-Cox's λ here made v^λ underflow against 1 at the top, and
+    its inverse gave inf."""
+    x = np.zeros((5, 11), dtype=np.float32)
+    x[0, :3] = 7, 6649, 8662
+    return x
+
+
 @pytest.mark.filterwarnings("ignore:The optimal lambda:UserWarning")  # scipy, on 2-value data
 @pytest.mark.parametrize("spec", ALL)
 @settings(max_examples=150, deadline=None)
 @given(x=signals())
+@example(x=_few_large_among_zeros())
 def test_round_trip_property(spec: str, x: np.ndarray) -> None:
     t = get_transform(spec)
     xt = torch.from_numpy(x)
