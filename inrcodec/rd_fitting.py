@@ -188,8 +188,8 @@ def _freeze(model, target: Target | None) -> float:
     return over
 
 
-# Latents frozen at this multiple of their budget lose most of what they hold to the dead
-# zone: kodim05 towards 0.25 bpp froze at 3.2x in 20 s (16.4 dB) and 2.2x in 40 s (18.8
+# Latents frozen at this multiple of their budget or more lose much of what they hold to the
+# dead zone: kodim05 towards 0.25 bpp froze at 3.2x in 20 s (16.4 dB) and 2.2x in 40 s (18.8
 # dB), against 23.1 dB in the default's 120 s (docs/experiments.md, ninth session).
 UNSETTLED_OVER = 1.5
 

@@ -74,8 +74,8 @@ class BoxCoxTransform(ValueTransform):
             math.isfinite(lo)
             and math.isfinite(hi)
             and hi - lo > MIN_REL_SPAN * max(abs(lo), abs(hi))
-            and min(1 + lam * lo, 1 + lam * hi) > MIN_REL_SPAN  # v^λ, what `inverse` takes
-        ):  # the root of: lost to float64 rounding, the inverse would give inf
+            and min(1 + lam * lo, 1 + lam * hi) > MIN_REL_SPAN  # v^λ, whose root `inverse` takes
+        ):
             # DEVIATION: on (nearly) two-valued data the MLE λ runs off to ±hundreds or more
             # and the transformed range collapses or overflows, or (a few large values among
             # zeros) v^λ underflows against 1; the reference would divide by zero or return
