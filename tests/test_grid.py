@@ -685,8 +685,14 @@ def test_training_batches_visit_every_point_once_a_pass():
     from inrcodec.rd_fitting import Batches
 
     torch.manual_seed(0)
-    batches = Batches(10, 3, torch.device("cpu"))
-    passes = [torch.cat([batches() for _ in range(3)]) for _ in range(2)]
+    points = torch.arange(10.0)[:, None]
+    batches = Batches(points, 2 * points, 3)
+    passes = []
+    for _ in range(2):
+        drawn = [batches() for _ in range(3)]
+        for coords, values in drawn:  # each point with its own value
+            assert torch.equal(values, 2 * coords)
+        passes.append(torch.cat([coords for coords, _ in drawn]).flatten())
     for seen in passes:  # 3 batches of 3 from 10 points: 9 distinct, one left for later
         assert len(seen) == 9 and len(seen.unique()) == 9 and 0 <= seen.min() <= seen.max() < 10
     assert not torch.equal(passes[0], passes[1])  # a fresh order each pass
@@ -821,3 +827,25 @@ def test_the_post_filter_by_bands_is_the_filter_in_one_pass(monkeypatch, dims: i
     whole = post(field)
     monkeypatch.setattr(grid, "POST_BAND_POINTS", 2 * 13 ** (dims - 1))  # 2 rows a band
     assert torch.allclose(post(field), whole, atol=1e-12, rtol=0)
+
+
+def test_training_layout_of_the_synthesis_gives_the_plain_layers_values_and_gradients():
+    """Training feeds the synthesis feature rows through `_RowsLinear` (a faster layout on a
+    CPU); it must compute what nn.Linear does, for the features and the weights alike."""
+    from inrcodec.models.grid import _PlainMLP
+
+    torch.manual_seed(0)
+    mlp = _PlainMLP(7, 3, 16, 1, "gelu")
+    rows = [torch.randn(1, 50, requires_grad=True) for _ in range(7)]
+    plain = mlp(torch.cat([row.t() for row in rows], dim=-1))
+    plain.square().sum().backward()
+    expected = [row.grad.clone() for row in rows], [p.grad.clone() for p in mlp.parameters()]
+    for tensor in [*rows, *mlp.parameters()]:
+        tensor.grad = None
+    fast = mlp.from_rows(rows)
+    fast.square().sum().backward()
+    torch.testing.assert_close(fast, plain)
+    for got, want in zip([row.grad for row in rows], expected[0], strict=True):
+        torch.testing.assert_close(got, want)
+    for got, want in zip([p.grad for p in mlp.parameters()], expected[1], strict=True):
+        torch.testing.assert_close(got, want)
