@@ -119,19 +119,20 @@ class Batches:
 
     def __init__(self, coords: torch.Tensor, targets: torch.Tensor, size: int) -> None:
         self.all_coords, self.all_targets, self.size = coords, targets, size
+        self.order = torch.empty(0, dtype=torch.long, device=coords.device)
         self.coords, self.targets = coords[:0], targets[:0]
         self.at = 0
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next batch's points and values."""
-        if self.at + self.size > len(self.coords):
-            order = torch.randperm(len(self.all_coords), device=self.all_coords.device)
-            self.coords = self.all_coords.index_select(0, order)
-            self.targets = self.all_targets.index_select(0, order)
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next batch's points, their values and their flat lattice indices."""
+        if self.at + self.size > len(self.order):
+            self.order = torch.randperm(len(self.all_coords), device=self.all_coords.device)
+            self.coords = self.all_coords.index_select(0, self.order)
+            self.targets = self.all_targets.index_select(0, self.order)
             self.at = 0
         self.at += self.size
         batch = slice(self.at - self.size, self.at)
-        return self.coords[batch], self.targets[batch]
+        return self.coords[batch], self.targets[batch], self.order[batch]
 
 
 class Patches:
@@ -444,8 +445,9 @@ class RefreshedRate:
 def _distortion_function(model, config: FitConfig) -> _MaybeCompiled:
     """D of a batch: the synthesis and its loss compile into fewer, fused loops (−10 %)."""
 
-    def distortion(latents, coords, targets):
-        return torch.mean((model.synthesize(coords, latents) - targets) ** 2) / PEAK_SQUARED
+    def distortion(latents, coords, targets, nodes):
+        values = model.synthesize(coords, latents, nodes)
+        return torch.mean((values - targets) ** 2) / PEAK_SQUARED
 
     return _MaybeCompiled(distortion, config)
 
@@ -471,10 +473,11 @@ def _step(model, optimizer, coords, targets, config: FitConfig, lam, progress: f
     if frozen and patches is not None:
         loss = _patch_distortion(model, coords, targets, patches)
     else:
+        nodes = None  # the whole lattice, in order
         if 0 < config.batch_size < n:
-            coords, targets = batches()
+            coords, targets, nodes = batches()
         latents = list(model.latents) if frozen else noise(list(model.latents))
-        loss = distortion(latents, coords, targets)
+        loss = distortion(latents, coords, targets, nodes)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if not frozen:

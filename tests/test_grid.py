@@ -690,9 +690,9 @@ def test_training_batches_visit_every_point_once_a_pass():
     passes = []
     for _ in range(2):
         drawn = [batches() for _ in range(3)]
-        for coords, values in drawn:  # each point with its own value
-            assert torch.equal(values, 2 * coords)
-        passes.append(torch.cat([coords for coords, _ in drawn]).flatten())
+        for coords, values, nodes in drawn:  # each point with its own value and index
+            assert torch.equal(values, 2 * coords) and torch.equal(coords.flatten(), nodes.float())
+        passes.append(torch.cat([coords for coords, _, _ in drawn]).flatten())
     for seen in passes:  # 3 batches of 3 from 10 points: 9 distinct, one left for later
         assert len(seen) == 9 and len(seen.unique()) == 9 and 0 <= seen.min() <= seen.max() < 10
     assert not torch.equal(passes[0], passes[1])  # a fresh order each pass
@@ -849,3 +849,21 @@ def test_training_layout_of_the_synthesis_gives_the_plain_layers_values_and_grad
         torch.testing.assert_close(got, want)
     for got, want in zip([p.grad for p in mlp.parameters()], expected[1], strict=True):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("shape", [[24, 17], [40]])
+def test_the_finest_grid_read_by_node_is_its_interpolation_at_the_lattice(shape):
+    """Training reads a finest grid with a node per sample by index at its batch's lattice
+    points; decoding interpolates it there. Both must give the same synthesis."""
+    from inrcodec.coords import grid_coords
+
+    torch.manual_seed(0)
+    model = build_model("grid", len(shape), 3, shape=shape, levels=3)
+    for grid in model.latents:
+        grid.data.normal_(0, 2)
+    coords = grid_coords(tuple(shape), torch.device("cpu"))
+    nodes = torch.randperm(len(coords))[:50]
+    latents = list(model.latents)
+    by_node = model.synthesize(coords[nodes], latents, nodes)
+    interpolated = model.synthesize(coords[nodes], latents)
+    torch.testing.assert_close(by_node, interpolated, atol=1e-5, rtol=1e-5)
