@@ -39,6 +39,7 @@ app = typer.Typer(
     help="Store images, audio and video as implicit neural representations (.inr files).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
@@ -236,7 +237,10 @@ def encode(
     """Fit an INR to each input and write .inr files.
 
     Without --preset, the preset named after the input's medium (image, audio, video)
-    applies. Ctrl-C stops training and writes the best model so far, marked partial;
+    applies. The preset also sets how long training takes for the input's size (`inrcodec
+    presets` lists it: the image default, 2 minutes at 768x512 and longer for larger
+    photos); --time-budget replaces that, and progress shows the time left from the start.
+    Ctrl-C stops training and writes the best model so far, marked partial;
     a second Ctrl-C aborts without output.
     """
     from inrcodec.batch import Task, encode_task, is_batch, plan
