@@ -9,9 +9,8 @@ and the last row and column are cut to the size. The defaults are the images of 
 record: 3072x2048 is kodim01, 02, 03, 05 | 06, 07, 08, 11 | 12, 13, 14, 15 | 16, 20, 21, 22
 (`benchmarks/results/rd_mosaic_3072/`), 1536x1024 is kodim01, 02 | 06, 07; `--images all`
 takes every image of the folder in name order, portrait ones transposed (the 12-megapixel
-runs of docs/experiments.md, 4000x3000). A mosaic has
-seams a real photo lacks and repeats no content within a tile, so it is a stand-in, not a
-substitute: its figures are reported as such.
+runs of docs/experiments.md, 4000x3000). A mosaic has seams a real photo lacks and
+no content larger than a tile, so its figures are reported as a stand-in's.
 """
 
 from __future__ import annotations
