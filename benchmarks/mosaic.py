@@ -33,7 +33,7 @@ def mosaic(paths: list[Path], width: int, height: int) -> Image.Image:
     tiles = [_landscape(Image.open(path).convert("RGB")) for path in paths]
     tile_w, tile_h = tiles[0].size
     if any(tile.size != (tile_w, tile_h) for tile in tiles):
-        raise SystemExit("the mosaic's images must all have one size (Kodak's landscape ones)")
+        raise SystemExit("the images must have one size once portrait ones are transposed")
     columns = math.ceil(width / tile_w)
     canvas = Image.new("RGB", (width, height))
     for index in range(columns * math.ceil(height / tile_h)):
