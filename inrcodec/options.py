@@ -44,6 +44,7 @@ class FitConfig:
     )
     eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
     rate_every: int = 8  # latent grids: steps between fresh gradients of the rate term
+    adam_beta2: float = 0.999  # latent grids: Adam's second-moment decay (images: 0.99)
     seed: int = option(3407, "Random seed (initialisation and mini-batch sampling).")
     time_budget: float | None = option(
         None,

@@ -243,7 +243,7 @@ def fit_rd(
     and the λ that shaped them. Stops on the steps, the time budget or `should_stop`."""
     torch.manual_seed(config.seed)
     rate, rate_parameters = _rate_function(model, config)
-    optimizer = _adam([*model.parameters(), *rate_parameters], config.lr)
+    optimizer = _adam([*model.parameters(), *rate_parameters], config.lr, config.adam_beta2)
     distortion = _distortion_function(model, config)
     parts = _Parts(
         rate,
@@ -350,12 +350,16 @@ def _progress(config: FitConfig, done: int, elapsed: float) -> float:
     return progress
 
 
-def _adam(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """Adam, fused into one kernel per step where this torch can (7 % of a step here)."""
+def _adam(parameters: list[torch.nn.Parameter], lr: float, beta2: float) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel per step where this torch can (7 % of a step here).
+    `beta2` < 0.999 lets each latent's step size follow its gradients' recent scale: a
+    finest-grid latent hears from the distortion once a pass (about 24 steps at 768x512)
+    and from the rate, refreshed, in between (docs/design.md, "Training")."""
+    betas = (0.9, beta2)
     try:
-        return torch.optim.Adam(parameters, lr=lr, fused=True)
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError):  # a torch or device without the fused kernel
-        return torch.optim.Adam(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr, betas=betas)
 
 
 class _MaybeCompiled:

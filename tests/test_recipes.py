@@ -62,6 +62,7 @@ def test_the_media_defaults() -> None:
     assert audio.time_per_second and audio.lam
     assert video.arch == "grid" and video.arch_options["stride"] == [2, 2, 2] and video.lam
     assert video.time_per_megapixel and video.segment_seconds
+    assert image.adam_beta2 == 0.99 and audio.adam_beta2 == video.adam_beta2 == 0.999
     for medium, default in zip(("image", "audio", "video"), (image, audio, video), strict=True):
         assert resolve_options(None, medium, {"arch": "grid"}) == default
 
