@@ -262,14 +262,11 @@ def test_the_rate_gains_train_with_the_model(monkeypatch):
     likelihood), and never reach the stored state."""
     from inrcodec import rd_fitting
 
-    seen = []
-    real_adam = rd_fitting._adam
-    monkeypatch.setattr(
-        rd_fitting, "_adam", lambda p, lr, beta2: seen.append(p) or real_adam(p, lr, beta2)
-    )
+    made = _spy_on_adam(monkeypatch)
     model, coords, targets, config = small_rd_problem("off")
     result = rd_fitting.fit_rd(model, coords, targets, config, 1e-3)
-    gains = [p for p in seen[0] if all(p is not q for q in model.parameters())]
+    trained = made[0].param_groups[0]["params"]
+    gains = [p for p in trained if all(p is not q for q in model.parameters())]
     assert [g.shape for g in gains] == [(len(model.latents),)]
     assert gains[0].detach().abs().sum() > 0  # moved from their zero start
     assert set(result.state) == set(model.state_dict())
@@ -281,14 +278,22 @@ def test_adam_takes_the_configs_second_moment_decay(monkeypatch):
 
     from inrcodec import rd_fitting
 
+    made = _spy_on_adam(monkeypatch)
+    model, coords, targets, config = small_rd_problem("off")
+    rd_fitting.fit_rd(model, coords, targets, replace(config, adam_beta2=0.95), 1e-3)
+    assert made[0].param_groups[0]["betas"] == (0.9, 0.95)
+
+
+def _spy_on_adam(monkeypatch) -> list:
+    """The optimizers `fit_rd` makes, as they are made."""
+    from inrcodec import rd_fitting
+
     made = []
     real_adam = rd_fitting._adam
     monkeypatch.setattr(
         rd_fitting, "_adam", lambda p, lr, beta2: made.append(real_adam(p, lr, beta2)) or made[-1]
     )
-    model, coords, targets, config = small_rd_problem("off")
-    rd_fitting.fit_rd(model, coords, targets, replace(config, adam_beta2=0.95), 1e-3)
-    assert made[0].param_groups[0]["betas"] == (0.9, 0.95)
+    return made
 
 
 def test_the_context_model_lowers_the_bits_of_predictable_latents():
