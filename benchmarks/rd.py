@@ -119,16 +119,19 @@ def anchor_point(reference: np.ndarray, codec: str, quality: int, threads: int) 
     }
 
 
-def reported(stdout: str) -> dict[str, float | None]:
-    """The encoder's own PSNR, kept only as a cross-check of the one measured here, and
-    its training steps: a slower machine makes fewer in the same budget, so results
-    measured on different machines compare only with their steps beside them."""
+def reported(stdout: str) -> dict[str, Any]:
+    """The encoder's own PSNR, kept only as a cross-check of the one measured here; its
+    training steps: a slower machine makes fewer in the same budget, so results measured
+    on different machines compare only with their steps beside them; and its warnings,
+    so that a file whose rate collapsed says so beside its PSNR."""
     try:
         report = json.loads(stdout)
         values = {"reported_psnr": report["metrics"]["psnr"], "steps": report["steps"]}
-    except (ValueError, KeyError, TypeError):
-        return {"reported_psnr": None, "steps": None}
-    return {k: float(v) if isinstance(v, (int, float)) else None for k, v in values.items()}
+        warnings = [str(warning) for warning in report.get("warnings") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {"reported_psnr": None, "steps": None, "warnings": []}
+    numbers = {k: float(v) if isinstance(v, (int, float)) else None for k, v in values.items()}
+    return {**numbers, "warnings": warnings}
 
 
 def inr_point(
@@ -383,6 +386,13 @@ def inr_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{start} {r['bytes']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {cell(r.get('steps'), 0)} "
             f"| {r['encode_s']:.1f} ({_mb(r)}) | {r['decode_s']:.2f} ({_mb(r, 'decode')}) |"
         )
+    warned = [r for r in rows if r["kind"] == "inrcodec" and r.get("warnings")]
+    if warned:
+        lines += ["", "The encoder's warnings:", ""]
+        lines += [
+            f"- {r['codec']}, {r['image']} at {r['setting']:g} bpp: {'; '.join(r['warnings'])}"
+            for r in warned
+        ]
     return lines
 
 

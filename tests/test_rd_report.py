@@ -54,6 +54,24 @@ def test_the_per_image_bd_rate_fits_each_image_on_its_own_points_then_averages(r
 
 def test_each_encode_keeps_its_steps_beside_its_psnr(rd):
     """Machines differ in speed, so a result keeps the steps its time budget bought."""
-    report = '{"steps": 6496, "metrics": {"psnr": 29.55}}'
-    assert rd.reported(report) == {"reported_psnr": 29.55, "steps": 6496.0}
-    assert rd.reported("not json") == {"reported_psnr": None, "steps": None}
+    report = '{"steps": 6496, "metrics": {"psnr": 29.55}, "warnings": ["the rate had not settled"]}'
+    assert rd.reported(report) == {
+        "reported_psnr": 29.55,
+        "steps": 6496.0,
+        "warnings": ["the rate had not settled"],
+    }
+    quiet = rd.reported('{"steps": 10, "metrics": {"psnr": 30.0}, "warnings": []}')
+    assert quiet["warnings"] == []
+    assert rd.reported("not json") == {"reported_psnr": None, "steps": None, "warnings": []}
+
+
+def test_a_warned_encode_is_listed_under_the_points(rd):
+    """A file whose rate collapsed must say so in the report, not only read low."""
+    timing = {"bytes": 100, "steps": 10.0, "encode_s": 1.0, "decode_s": 0.5}
+    quiet = row("a", "grid", "inrcodec", 0.5, 0.5, 30.0) | timing | {"warnings": []}
+    warned = row("b", "grid", "inrcodec", 0.25, 0.24, 20.0) | timing
+    warned["warnings"] = ["the rate had not settled when the latents froze"]
+    table = rd.inr_table([quiet, warned])
+    assert table[-1] == "- grid, b at 0.25 bpp: the rate had not settled when the latents froze"
+    assert sum(line.startswith("- ") for line in table) == 1
+    assert rd.inr_table([quiet])[-1].startswith("| grid | a | 0.5 |")
