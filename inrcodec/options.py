@@ -40,7 +40,9 @@ class FitConfig:
     )
     lr_final_factor: float = 0.1  # lr decays exponentially to lr·factor at the end of the run
     batch_size: int = option(
-        16384, "Random coordinates per step; 0 (or more than the grid) = full batch."
+        16384,
+        "Random coordinates per step; 0 (or more than the grid) = full batch. Without it, "
+        "the image presets take a 24th of a photo above 768x512, up to 65,536.",
     )
     eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
     rate_every: int = 8  # latent grids: steps between fresh gradients of the rate term
@@ -128,6 +130,12 @@ class EncodeOptions(FitConfig):
     time_per_second: float | None = None
     time_per_megapixel: float | None = None
     min_time_budget: float | None = None  # the least such a sized budget gives
+    # A recipe's batch: a signal larger than `batch_size` × `steps_per_pass` points is
+    # sampled a `steps_per_pass`-th of its points a step, up to `max_batch_size`, so that
+    # the work over every latent (noise, rate, Adam) is shared by more points
+    # (`codec.batched_for`). A given `--batch-size` replaces the rule.
+    steps_per_pass: int | None = None
+    max_batch_size: int | None = None
     # A recipe's segment length for signals with a duration: latent grids longer than this
     # many seconds are cut into segments along time, one model each (models/segments.py).
     segment_seconds: float | None = None
@@ -169,7 +177,10 @@ class EncodeOptions(FitConfig):
         _at_least(self.steps, 1, "--steps")
         _at_least(self.qat_steps, 0, "--qat-steps")
         _at_least(self.eval_every, 1, "eval_every")
-        recipe = ("time_per_second", "time_per_megapixel", "min_time_budget", "segment_seconds")
+        recipe = (
+            *("time_per_second", "time_per_megapixel", "min_time_budget", "segment_seconds"),
+            *("steps_per_pass", "max_batch_size"),
+        )
         for name in recipe:
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -294,6 +305,8 @@ def resolve_options(
         # rates sit far from the images' (audio: λ 2e-5) reaches them in the time it has.
         for name in (*TARGET_FIELDS, "size_search"):
             values.pop(name, None)
+    if "batch_size" in flags:  # a batch chosen by hand does not grow with the signal
+        values.pop("steps_per_pass", None)
     values.update(flags)
     if any(k in flags for k in TARGET_FIELDS):
         values["size_search"] = True

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from inrcodec.cli import main
-from inrcodec.codec import timed_for
+from inrcodec.codec import batched_for, timed_for
 from inrcodec.errors import UsageError
 from inrcodec.media import Signal
 from inrcodec.models import available, media
@@ -157,6 +157,53 @@ def test_image_time_follows_the_megapixels(preset: str, shape: tuple, seconds: f
     assert timed_for(signal, options).time_budget == pytest.approx(seconds, abs=0.5)
     # An explicit --time-budget replaces the rule.
     assert timed_for(signal, replace(options, time_budget=30.0)).time_budget == 30.0
+
+
+@pytest.mark.parametrize(
+    ("preset", "shape", "batch"),
+    [
+        ("image", (512, 768), 16384),  # Kodak: the batch the full-Kodak curve was measured with
+        ("image", (300, 451), 16384),  # smaller photos keep it
+        ("image", (1024, 1536), 65536),  # a 24th of the photo a step
+        ("image", (3000, 4000), 65536),  # at most max_batch_size
+        ("balanced", (1024, 1536), 65536),
+    ],
+)
+def test_image_batch_follows_the_pixels(preset: str, shape: tuple, batch: int) -> None:
+    signal = Signal("image", np.zeros((*shape, 3), np.float32), "RGB", (0.0, 255.0), 8)
+    options = resolve_options(preset, "image")
+    assert batched_for(signal, options).batch_size == batch
+
+
+def test_a_given_batch_size_replaces_the_rule() -> None:
+    signal = Signal("image", np.zeros((1024, 1536, 3), np.float32), "RGB", (0.0, 255.0), 8)
+    options = resolve_options(None, "image", {"batch_size": 8192})
+    assert batched_for(signal, options).batch_size == 8192
+    with pytest.raises(UsageError, match="steps_per_pass"):
+        replace(resolve_options(None, "image"), steps_per_pass=0).validate()
+
+
+def test_the_encode_trains_with_the_grown_batch(tmp_path: Path, monkeypatch) -> None:
+    """`choose` hands training the rule's batch (64 x 48 pixels, an 8th of them: 384, capped
+    at 256), not the recipe's."""
+    from PIL import Image
+
+    from inrcodec import codec
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(path)
+    recipe = resolve_options(None, "image")
+    options = replace(recipe, batch_size=64, steps_per_pass=8, max_batch_size=256)
+    seen = []
+
+    def record(job, options, *args, **kwargs):
+        seen.append(options.batch_size)
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(codec, "train", record)
+    with pytest.raises(KeyboardInterrupt):
+        codec.choose(codec.prepare(path, options), options, None, None)
+    assert seen == [256]
 
 
 def test_video_time_follows_the_pixels_of_all_its_frames() -> None:
