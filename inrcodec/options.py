@@ -42,7 +42,7 @@ class FitConfig:
     batch_size: int = option(
         16384,
         "Random coordinates per step; 0 (or more than the grid) = full batch. Without it, "
-        "the image presets take a 24th of a photo above 768x512, up to 65,536.",
+        "the image presets grow it with photos above 768x512 (their steps_per_pass).",
     )
     eval_every: int = 50  # mini-batch mode: steps between full-grid evaluations
     rate_every: int = 8  # latent grids: steps between fresh gradients of the rate term
